@@ -1,0 +1,1 @@
+"""EgoExo4D correspondence: data formats, metrics, synthetic takes and baselines."""
