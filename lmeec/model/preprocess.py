@@ -1,0 +1,93 @@
+"""Input checking and the research code's pre-processing of frames and source masks.
+
+Frames: uint8 RGB HWC, or float RGB HWC in [0, 1]; any size. Resized to S×S ignoring aspect ratio with PIL's
+bicubic filter (as sam2's frame loader), scaled to [0, 1], ImageNet-normalised. Masks: binary, the source
+frame's size; resized with antialiased bilinear interpolation, then thresholded at 0.5.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import Tensor
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def _as_numpy(x: object, what: str) -> np.ndarray:
+    if isinstance(x, Tensor):
+        return x.detach().cpu().numpy()
+    if isinstance(x, np.ndarray):
+        return x
+    raise ValueError(f"{what} must be a numpy array or torch tensor, got {type(x).__name__}")
+
+
+def check_frame(frame: object, what: str = "frame") -> np.ndarray:
+    """Validate an RGB frame (HWC, uint8 or float in [0, 1], finite) and return it as a numpy array."""
+    arr = _as_numpy(frame, what)
+    if arr.ndim != 3 or arr.shape[2] != 3:
+        raise ValueError(f"{what} must be H×W×3 RGB, got shape {tuple(arr.shape)}")
+    if arr.shape[0] < 1 or arr.shape[1] < 1:
+        raise ValueError(f"{what} is empty (shape {tuple(arr.shape)})")
+    if arr.dtype == np.uint8:
+        return arr
+    if not np.issubdtype(arr.dtype, np.floating):
+        raise ValueError(f"{what} must be uint8 or float, got dtype {arr.dtype}")
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{what} contains NaN or infinite values")
+    if arr.min() < 0 or arr.max() > 1:
+        raise ValueError(f"float {what} must lie in [0, 1], got range [{arr.min():.3g}, {arr.max():.3g}]")
+    return arr
+
+
+def check_mask(mask: object, shape: tuple[int, int], what: str = "source mask") -> np.ndarray | None:
+    """Validate a binary H×W mask of the given size; None stays None (a missing mask skips the frame)."""
+    if mask is None:
+        return None
+    arr = _as_numpy(mask, what)
+    if arr.ndim == 3 and arr.shape[-1] == 1:
+        arr = arr[..., 0]
+    if arr.ndim != 2:
+        raise ValueError(f"{what} must be 2-D H×W, got shape {tuple(arr.shape)}")
+    if arr.shape != tuple(shape):
+        raise ValueError(f"{what} is {arr.shape[0]}×{arr.shape[1]} but the source frame is {shape[0]}×{shape[1]}")
+    if arr.dtype != np.bool_:
+        if np.issubdtype(arr.dtype, np.floating) and not np.isfinite(arr).all():
+            raise ValueError(f"{what} contains NaN or infinite values")
+        if not np.isin(arr, (0, 1)).all():
+            raise ValueError(f"{what} must be binary (0/1 or bool), found other values")
+    return arr.astype(bool)
+
+
+def resize_frame(frame: np.ndarray, size: int) -> np.ndarray:
+    """PIL bicubic resize to size×size, returned as float32 in [0, 1] (HWC)."""
+    if frame.dtype == np.uint8:
+        resized = Image.fromarray(frame).resize((size, size), Image.BICUBIC)
+        return np.asarray(resized, dtype=np.float32) / 255.0
+    channels = [
+        np.asarray(Image.fromarray(np.ascontiguousarray(frame[..., c], dtype=np.float32), mode="F").resize((size, size), Image.BICUBIC))
+        for c in range(3)
+    ]
+    return np.clip(np.stack(channels, axis=-1), 0.0, 1.0)
+
+
+def normalize(images: Tensor) -> Tensor:
+    """ImageNet normalisation of [B, 3, S, S] (or [3, S, S]) values in [0, 1]."""
+    mean = images.new_tensor(IMAGENET_MEAN).view(3, 1, 1)
+    std = images.new_tensor(IMAGENET_STD).view(3, 1, 1)
+    return (images - mean) / std
+
+
+def frame_to_tensor(frame: np.ndarray, size: int) -> Tensor:
+    """Checked frame -> normalised [3, S, S] float32 tensor."""
+    return normalize(torch.from_numpy(resize_frame(frame, size)).permute(2, 0, 1).contiguous())
+
+
+def mask_to_input(mask: np.ndarray, size: int) -> Tensor:
+    """Binary H×W mask -> [1, 1, S, S] float 0/1 (antialiased bilinear resize, then >= 0.5)."""
+    m = torch.from_numpy(mask.astype(np.float32))[None, None]
+    m = F.interpolate(m, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+    return (m >= 0.5).float()

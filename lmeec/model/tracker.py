@@ -1,0 +1,145 @@
+"""`Correspondence`: the reference tracker, one synchronised frame pair at a time."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from lmeec.model.checkpoint import load_into
+from lmeec.model.config import Compression, Preset, get_preset
+from lmeec.model.memory import TakeMemory, temporal_indices
+from lmeec.model.network import LMEEC, build_model
+from lmeec.model.preprocess import check_frame, check_mask, frame_to_tensor, mask_to_input
+
+VISIBLE_AREA = 0.001  # research rule: visible if the mask covers more than 0.1 % of the frame
+
+
+@dataclass
+class StepResult:
+    """Output of one step. Mask fields are None when the frame was skipped (empty or missing source mask)."""
+
+    frame_index: int
+    skipped: bool
+    mask: np.ndarray | None = None  # bool [H, W] at the target's native size
+    mask_model: np.ndarray | None = None  # bool [S, S] at the model's input size (480 for the paper)
+    logits: np.ndarray | None = None  # float32 [S, S]
+    low_res_logits: np.ndarray | None = None  # float32 [S/4, S/4]
+    object_score: float | None = None  # decoder's object-score logit
+    confidence: float | None = None  # sigmoid(object_score)
+    visible: bool | None = None  # research rule: mask area > 0.1 %
+    iou: float | None = None  # decoder's predicted IoU
+    bank_sizes: tuple[int, int] = (0, 0)  # (source, target) slots attended this frame
+    pointer_t_diffs: tuple[int, ...] = ()  # distances of the pointers attended, nearest first
+
+
+class Correspondence:
+    """Segment, in the target view, the object whose mask is given in the source view, frame by frame.
+
+    >>> tracker = Correspondence("b+", "lmeec.pt", device="cuda")
+    >>> tracker.reset(num_frames=len(frames))          # omit num_frames for a live stream
+    >>> result = tracker.step(ego_rgb, ego_mask, exo_rgb)
+    """
+
+    def __init__(
+        self,
+        preset: str | Preset = "b+",
+        checkpoint: str | Path | None = None,
+        device: str | torch.device = "cpu",
+        compression: Compression | None = None,
+        seed: int = 0,
+    ) -> None:
+        """checkpoint=None gives seeded random weights (for tests and demos only)."""
+        preset = get_preset(preset)
+        if compression is not None:
+            preset = preset.with_compression(compression)
+        self.preset = preset
+        self.device = torch.device(device)
+        self.model: LMEEC = build_model(preset, seed=seed, device=self.device)
+        if checkpoint is not None:
+            load_into(self.model, checkpoint)
+        self.reset()
+
+    def reset(self, num_frames: int | None = None) -> None:
+        """Start a new take; pass its length when known (it sets the pointers' t_diff_max)."""
+        self.memory = TakeMemory(self.preset.memory, num_frames)
+        self.frame_index = 0
+
+    @torch.inference_mode()
+    def step(self, source_frame: object, source_mask: object, target_frame: object) -> StepResult:
+        """Process the next synchronised pair; frame t is skipped if its source mask is empty or None."""
+        source = check_frame(source_frame, "source frame")
+        target = check_frame(target_frame, "target frame")
+        mask = check_mask(source_mask, source.shape[:2])
+        t = self.frame_index
+        if self.memory.num_frames is not None and t >= self.memory.num_frames:
+            raise ValueError(f"the take was declared with {self.memory.num_frames} frames; call reset() first")
+        self.frame_index += 1
+        if mask is None or not mask.any():
+            return StepResult(frame_index=t, skipped=True)
+
+        model, size = self.model, self.preset.image_size
+        images = torch.stack([frame_to_tensor(source, size), frame_to_tensor(target, size)]).to(self.device)
+        frames = model.encode_frames(images)
+        src, tgt = frames.select(0), frames.select(1)
+
+        positive = torch.ones(1, 1, device=self.device)  # the source mask is taken as present
+        src_mem, mem_pos = model.encode_memory(src.feats, mask_to_input(mask, size).to(self.device), positive)
+        f_view = model.attend(tgt, _tokens(src_mem), _tokens(mem_pos))
+
+        view = self.memory.view(t)
+        if view.empty:
+            fused = f_view  # frame 0 (or no stored memory yet): the view expert alone
+        else:
+            memory, memory_pos, n_ptr = self._bank_sequence(view, _tokens(mem_pos))
+            f_mem = model.attend(tgt, memory, memory_pos, num_pointer_tokens=n_ptr)
+            fused = model.fuse(f_mem, f_view)
+
+        decoded = model.decode(fused, tgt.feat_s0, tgt.feat_s1)
+        logits = model.upsample(decoded.low_res_logits)
+        native = model.upsample(decoded.low_res_logits, size=target.shape[:2])
+        tgt_mem, _ = model.encode_memory(tgt.feats, logits, decoded.object_score)
+        self.memory.store(t, _tokens(src_mem)[:, 0], _tokens(tgt_mem)[:, 0], decoded.pointer[0])
+
+        mask_model = (logits[0, 0] > 0).cpu().numpy()
+        score = float(decoded.object_score)
+        return StepResult(
+            frame_index=t,
+            skipped=False,
+            mask=(native[0, 0] > 0).cpu().numpy(),
+            mask_model=mask_model,
+            logits=logits[0, 0].float().cpu().numpy(),
+            low_res_logits=decoded.low_res_logits[0, 0].float().cpu().numpy(),
+            object_score=score,
+            confidence=float(torch.sigmoid(decoded.object_score)),
+            visible=bool(mask_model.mean() > VISIBLE_AREA),
+            iou=float(decoded.iou),
+            bank_sizes=(len(view.source), len(view.target)),
+            pointer_t_diffs=tuple(d for d, _ in view.pointers),
+        )
+
+    def _bank_sequence(self, view, slot_pos: Tensor) -> tuple[Tensor, Tensor, int]:
+        """Memory-expert keys: source slots, target slots, pointer tokens, with their encodings [M, 1, 64]."""
+        tpos = self.model.maskmem_tpos_enc  # [num_maskmem, 1, 1, 64]
+        memory, memory_pos = [], []
+        for bank in (view.source, view.target):  # the temporal index restarts for each bank
+            for slot, index in zip(bank, temporal_indices(len(bank), self.preset.memory.num_maskmem)):
+                memory.append(slot[:, None])
+                memory_pos.append(slot_pos + tpos[index])
+        n_ptr = 0
+        if view.pointers:
+            t_diffs = torch.tensor([d for d, _ in view.pointers], device=self.device)
+            pointers = torch.stack([p for _, p in view.pointers])
+            tokens, pos = self.model.pointer_tokens(pointers, t_diffs, self.memory.t_diff_max)
+            memory.append(tokens[:, None])
+            memory_pos.append(pos[:, None])
+            n_ptr = tokens.shape[0]
+        return torch.cat(memory), torch.cat(memory_pos), n_ptr
+
+
+def _tokens(x: Tensor) -> Tensor:
+    """[B, C, H, W] -> [HW, B, C] token sequence."""
+    return x.flatten(2).permute(2, 0, 1)
