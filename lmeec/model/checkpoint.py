@@ -8,6 +8,7 @@ and a checkpoint that does not fit the preset is refused.
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
 import warnings
@@ -83,13 +84,17 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
     return Checkpoint(path, state, fmt, has_moe)
 
 
-def preset_shapes(preset: str | Preset) -> dict[str, tuple[int, ...]]:
-    """Parameter and buffer shapes of a preset's model, built on the meta device (no memory, fast)."""
+@functools.lru_cache(maxsize=None)
+def _shapes(preset: Preset) -> dict[str, tuple[int, ...]]:
     from lmeec.model.network import LMEEC
 
-    with torch.device("meta"):
-        model = LMEEC(get_preset(preset))
-    return {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    with torch.no_grad():  # sam2's Hiera calls .item() while building, so the meta device cannot be used
+        return {k: tuple(v.shape) for k, v in LMEEC(preset).state_dict().items()}
+
+
+def preset_shapes(preset: str | Preset) -> dict[str, tuple[int, ...]]:
+    """Parameter and buffer shapes of a preset's model (built once per preset and cached)."""
+    return _shapes(get_preset(preset))
 
 
 def check_fit(state: dict[str, Tensor], preset: str | Preset, allow_missing_moe: bool) -> FitReport:

@@ -88,9 +88,8 @@ class TakeMemory:
     stored: dict[int, StoredFrame] = field(default_factory=dict)
     carried: tuple[list[Tensor], list[Tensor]] = field(default_factory=lambda: ([], []))
 
-    @property
-    def t_diff_max(self) -> int:
-        return pointer_t_diff_max(self.num_frames, self.config.max_obj_ptrs)
+    def __post_init__(self) -> None:
+        self.t_diff_max = pointer_t_diff_max(self.num_frames, self.config.max_obj_ptrs)  # validates num_frames
 
     def view(self, t: int) -> MemoryView:
         """Banks and pointers for processing frame t (updates the carried banks)."""

@@ -1,6 +1,6 @@
 """Input checking and the research code's pre-processing of frames and source masks.
 
-Frames: uint8 RGB HWC, or float RGB HWC in [0, 1]; any size. Resized to S×S ignoring aspect ratio with PIL's
+Frames: uint8 RGB HWC, or float RGB HWC in [0, 1] (rounded to 8 bits); any size. Resized to S×S ignoring aspect ratio with PIL's
 bicubic filter (as sam2's frame loader), scaled to [0, 1], ImageNet-normalised. Masks: binary, the source
 frame's size; resized with antialiased bilinear interpolation, then thresholded at 0.5.
 """
@@ -63,15 +63,15 @@ def check_mask(mask: object, shape: tuple[int, int], what: str = "source mask") 
 
 
 def resize_frame(frame: np.ndarray, size: int) -> np.ndarray:
-    """PIL bicubic resize to size×size, returned as float32 in [0, 1] (HWC)."""
-    if frame.dtype == np.uint8:
-        resized = Image.fromarray(frame).resize((size, size), Image.BICUBIC)
-        return np.asarray(resized, dtype=np.float32) / 255.0
-    channels = [
-        np.asarray(Image.fromarray(np.ascontiguousarray(frame[..., c], dtype=np.float32), mode="F").resize((size, size), Image.BICUBIC))
-        for c in range(3)
-    ]
-    return np.clip(np.stack(channels, axis=-1), 0.0, 1.0)
+    """PIL bicubic resize to size×size on 8-bit RGB, returned as float32 in [0, 1] (HWC).
+
+    Float frames are rounded to 8 bits first: PIL's 8-bit bicubic (clipped between its two passes) is the
+    path the research code and its checkpoints saw, and a float frame made from uint8 then gives the same input.
+    """
+    if frame.dtype != np.uint8:
+        frame = np.round(frame * 255.0).astype(np.uint8)
+    resized = Image.fromarray(frame).resize((size, size), Image.BICUBIC)
+    return np.asarray(resized, dtype=np.float32) / 255.0
 
 
 def normalize(images: Tensor) -> Tensor:
