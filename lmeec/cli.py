@@ -21,7 +21,9 @@ COMMANDS: dict[str, str] = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lmeec", description="LM-EEC ego-exo correspondence: reference, export, runtime, evaluation.")
+    parser = argparse.ArgumentParser(
+        prog="lmeec", description="LM-EEC ego-exo correspondence: reference, export, runtime, evaluation."
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module_name in dict.fromkeys(COMMANDS.values()):
         try:

@@ -43,7 +43,9 @@ class FitReport:
     preset: str
     missing: list[str] = field(default_factory=list)
     unexpected: list[str] = field(default_factory=list)
-    wrong_shape: list[tuple[str, tuple[int, ...], tuple[int, ...]]] = field(default_factory=list)  # (key, file, model)
+    wrong_shape: list[tuple[str, tuple[int, ...], tuple[int, ...]]] = field(
+        default_factory=list
+    )  # (key, file, model)
 
     @property
     def fits(self) -> bool:
@@ -56,7 +58,9 @@ class FitReport:
         if self.unexpected:
             parts.append(f"{len(self.unexpected)} unexpected key(s): {', '.join(self.unexpected[:SHOWN])}")
         if self.wrong_shape:
-            shown = ", ".join(f"{k} {list(a)} in file vs {list(b)} in model" for k, a, b in self.wrong_shape[:SHOWN])
+            shown = ", ".join(
+                f"{k} {list(a)} in file vs {list(b)} in model" for k, a, b in self.wrong_shape[:SHOWN]
+            )
             parts.append(f"{len(self.wrong_shape)} shape mismatch(es): {shown}")
         return "; ".join(parts) or "fits"
 
@@ -77,14 +81,16 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
     else:
         state, wrapped = obj, False
     if not state or not all(isinstance(v, Tensor) for v in state.values()):
-        raise ValueError(f"{path}: no state dict of tensors found (top-level keys: {', '.join(list(obj)[:8])})")
+        raise ValueError(
+            f"{path}: no state dict of tensors found (top-level keys: {', '.join(list(obj)[:8])})"
+        )
     state = {k.removeprefix("module."): v for k, v in state.items()}
     has_moe = any(k.startswith(MOE_PREFIX) for k in state)
     fmt: Format = ("lmeec-training" if has_moe else "sam2.1") if wrapped else "raw"
     return Checkpoint(path, state, fmt, has_moe)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _shapes(preset: Preset) -> dict[str, tuple[int, ...]]:
     from lmeec.model.network import LMEEC
 
@@ -102,17 +108,23 @@ def check_fit(state: dict[str, Tensor], preset: str | Preset, allow_missing_moe:
     preset = get_preset(preset)
     shapes = preset_shapes(preset)
     report = FitReport(preset.name)
-    report.missing = [k for k in shapes if k not in state and not (allow_missing_moe and k.startswith(MOE_PREFIX))]
+    report.missing = [
+        k for k in shapes if k not in state and not (allow_missing_moe and k.startswith(MOE_PREFIX))
+    ]
     report.unexpected = [k for k in state if k not in shapes]
     report.wrong_shape = [
-        (k, tuple(v.shape), shapes[k]) for k, v in state.items() if k in shapes and tuple(v.shape) != shapes[k]
+        (k, tuple(v.shape), shapes[k])
+        for k, v in state.items()
+        if k in shapes and tuple(v.shape) != shapes[k]
     ]
     return report
 
 
 def fitting_presets(ckpt: Checkpoint) -> list[str]:
     """Names of the presets this checkpoint loads into."""
-    return [name for name in PRESETS if check_fit(ckpt.state_dict, name, allow_missing_moe=not ckpt.has_moe).fits]
+    return [
+        name for name in PRESETS if check_fit(ckpt.state_dict, name, allow_missing_moe=not ckpt.has_moe).fits
+    ]
 
 
 def load_into(model: torch.nn.Module, path: str | Path) -> Checkpoint:

@@ -75,7 +75,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"preset {args.preset}; weights: {args.checkpoint or 'seeded RANDOM (masks are not meaningful)'}")
     tracker.reset(num_frames=args.frames)
     rng = np.random.default_rng(0)
-    print(f"{'frame':>5} {'skipped':>7} {'banks':>7} {'ptrs':>4} {'score':>7} {'conf':>5} {'visible':>7} {'area%':>6} {'ms':>7}")
+    print(
+        f"{'frame':>5} {'skipped':>7} {'banks':>7} {'ptrs':>4} {'score':>7} {'conf':>5} {'visible':>7} {'area%':>6} {'ms':>7}"
+    )
     for t in range(args.frames):
         src, mask, tgt = _moving_square(rng, t)
         t0 = time.perf_counter()

@@ -89,7 +89,9 @@ class TakeMemory:
     carried: tuple[list[Tensor], list[Tensor]] = field(default_factory=lambda: ([], []))
 
     def __post_init__(self) -> None:
-        self.t_diff_max = pointer_t_diff_max(self.num_frames, self.config.max_obj_ptrs)  # validates num_frames
+        self.t_diff_max = pointer_t_diff_max(
+            self.num_frames, self.config.max_obj_ptrs
+        )  # validates num_frames
 
     def view(self, t: int) -> MemoryView:
         """Banks and pointers for processing frame t (updates the carried banks)."""
@@ -100,7 +102,8 @@ class TakeMemory:
         elif t - 1 in self.stored:
             last = self.stored[t - 1]
             self.carried = tuple(
-                self._append_and_compress(bank, new) for bank, new in zip(self.carried, (last.source, last.target))
+                self._append_and_compress(bank, new)
+                for bank, new in zip(self.carried, (last.source, last.target))
             )
         return MemoryView(list(self.carried[0]), list(self.carried[1]), self._pointers(t))
 

@@ -37,7 +37,9 @@ class FrameFeatures:
     pos: Tensor  # [B, 256, g, g] their sine position encoding
 
     def select(self, index: int) -> FrameFeatures:
-        return FrameFeatures(*(x[index : index + 1] for x in (self.feat_s0, self.feat_s1, self.feats, self.pos)))
+        return FrameFeatures(
+            *(x[index : index + 1] for x in (self.feat_s0, self.feat_s1, self.feats, self.pos))
+        )
 
 
 @dataclass
@@ -78,7 +80,9 @@ class LMEEC(SAM2Base):
                 window_spec=trunk.window_spec,
             ),
             neck=FpnNeck(
-                position_encoding=PositionEmbeddingSine(num_pos_feats=preset.d_model, normalize=True, temperature=10000),
+                position_encoding=PositionEmbeddingSine(
+                    num_pos_feats=preset.d_model, normalize=True, temperature=10000
+                ),
                 d_model=preset.d_model,
                 backbone_channel_list=list(trunk.backbone_channel_list),
                 fpn_top_down_levels=[2, 3],
@@ -104,9 +108,14 @@ class LMEEC(SAM2Base):
         )
         memory_encoder = MemoryEncoder(
             out_dim=preset.mem_dim,
-            position_encoding=PositionEmbeddingSine(num_pos_feats=preset.mem_dim, normalize=True, temperature=10000),
+            position_encoding=PositionEmbeddingSine(
+                num_pos_feats=preset.mem_dim, normalize=True, temperature=10000
+            ),
             mask_downsampler=MaskDownSampler(kernel_size=3, stride=2, padding=1),
-            fuser=Fuser(CXBlock(dim=preset.d_model, kernel_size=7, padding=3, layer_scale_init_value=1e-6), num_layers=2),
+            fuser=Fuser(
+                CXBlock(dim=preset.d_model, kernel_size=7, padding=3, layer_scale_init_value=1e-6),
+                num_layers=2,
+            ),
         )
         super().__init__(
             image_encoder,
@@ -148,7 +157,9 @@ class LMEEC(SAM2Base):
         s0, s1, feats = out["backbone_fpn"]
         return FrameFeatures(s0, s1, feats, out["vision_pos_enc"][-1])
 
-    def encode_memory(self, feats: Tensor, mask_logits: Tensor, object_score: Tensor) -> tuple[Tensor, Tensor]:
+    def encode_memory(
+        self, feats: Tensor, mask_logits: Tensor, object_score: Tensor
+    ) -> tuple[Tensor, Tensor]:
         """Memory encoder: stride-16 features [B,256,g,g] + logits [B,1,S,S] -> memory, pos [B,64,g,g].
 
         Applies sigmoid·20−10 and adds no_obj_embed_spatial where object_score <= 0 (sam2's own code path).
@@ -163,7 +174,9 @@ class LMEEC(SAM2Base):
         )
         return mem, pos[-1]
 
-    def attend(self, frame: FrameFeatures, memory: Tensor, memory_pos: Tensor, num_pointer_tokens: int = 0) -> Tensor:
+    def attend(
+        self, frame: FrameFeatures, memory: Tensor, memory_pos: Tensor, num_pointer_tokens: int = 0
+    ) -> Tensor:
         """Memory attention of the target tokens over memory [M, B, 64] -> conditioned features [B,256,g,g]."""
         b, c, g, _ = frame.feats.shape
         out = self.memory_attention(

@@ -53,7 +53,9 @@ def check_mask(mask: object, shape: tuple[int, int], what: str = "source mask") 
     if arr.ndim != 2:
         raise ValueError(f"{what} must be 2-D H×W, got shape {tuple(arr.shape)}")
     if arr.shape != tuple(shape):
-        raise ValueError(f"{what} is {arr.shape[0]}×{arr.shape[1]} but the source frame is {shape[0]}×{shape[1]}")
+        raise ValueError(
+            f"{what} is {arr.shape[0]}×{arr.shape[1]} but the source frame is {shape[0]}×{shape[1]}"
+        )
     if arr.dtype != np.bool_:
         if np.issubdtype(arr.dtype, np.floating) and not np.isfinite(arr).all():
             raise ValueError(f"{what} contains NaN or infinite values")

@@ -39,7 +39,9 @@ class RealRoPEAttention(RoPEAttention):
         del self.freqs_cis  # complex table replaced by the real buffers below
         if feat_sizes[0] != feat_sizes[1]:
             raise ValueError(f"RoPE grid must be square, got {feat_sizes}")
-        cos, sin = rope_tables(self.internal_dim // self.num_heads, feat_sizes[0], self.compute_cis.keywords["theta"])
+        cos, sin = rope_tables(
+            self.internal_dim // self.num_heads, feat_sizes[0], self.compute_cis.keywords["theta"]
+        )
         self.register_buffer("rope_cos", cos, persistent=False)
         self.register_buffer("rope_sin", sin, persistent=False)
 

@@ -76,7 +76,9 @@ class Correspondence:
         mask = check_mask(source_mask, source.shape[:2])
         t = self.frame_index
         if self.memory.num_frames is not None and t >= self.memory.num_frames:
-            raise ValueError(f"the take was declared with {self.memory.num_frames} frames; call reset() first")
+            raise ValueError(
+                f"the take was declared with {self.memory.num_frames} frames; call reset() first"
+            )
         self.frame_index += 1
         if mask is None or not mask.any():
             return StepResult(frame_index=t, skipped=True)

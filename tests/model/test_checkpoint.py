@@ -43,7 +43,9 @@ def test_module_prefix_is_accepted(tmp_path, reference):
     state = {f"module.{k}": v for k, v in tracker.model.state_dict().items()}
     torch.save({"model": state, "optimizer": {"state": {}}, "epoch": 3}, tmp_path / "ddp.pt")
     assert read_checkpoint(tmp_path / "ddp.pt").format == "lmeec-training"
-    assert all(np.array_equal(a, b) for a, b in zip(want, _outputs(Correspondence("test", tmp_path / "ddp.pt"))))
+    assert all(
+        np.array_equal(a, b) for a, b in zip(want, _outputs(Correspondence("test", tmp_path / "ddp.pt")))
+    )
 
 
 def test_sam21_checkpoint_loads_with_default_moe_and_a_warning(tmp_path, reference):

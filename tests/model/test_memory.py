@@ -63,7 +63,9 @@ def _fill(mem: TakeMemory, processed: list[int], last: int) -> list:
     for t in range(last + 1):
         if t in processed:
             views.append((t, mem.view(t)))
-            mem.store(t, torch.full((4, 2), float(t)), torch.full((4, 2), float(-t)), torch.full((8,), float(t)))
+            mem.store(
+                t, torch.full((4, 2), float(t)), torch.full((4, 2), float(-t)), torch.full((8,), float(t))
+            )
     return views
 
 

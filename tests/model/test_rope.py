@@ -10,8 +10,12 @@ from lmeec.model.rope import RealRoPEAttention
 
 def _pair(grid: int, **kw):
     torch.manual_seed(0)
-    stock = RoPEAttention(embedding_dim=256, num_heads=1, downsample_rate=1, feat_sizes=(grid, grid), **kw).eval()
-    ours = RealRoPEAttention(embedding_dim=256, num_heads=1, downsample_rate=1, feat_sizes=(grid, grid), **kw).eval()
+    stock = RoPEAttention(
+        embedding_dim=256, num_heads=1, downsample_rate=1, feat_sizes=(grid, grid), **kw
+    ).eval()
+    ours = RealRoPEAttention(
+        embedding_dim=256, num_heads=1, downsample_rate=1, feat_sizes=(grid, grid), **kw
+    ).eval()
     ours.load_state_dict(stock.state_dict())
     return stock, ours
 

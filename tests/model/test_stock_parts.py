@@ -39,11 +39,15 @@ def test_memory_encoder_with_no_object_rule(pair):
     logits = torch.randn(2, 1, 128, 128) * 5
     score = torch.tensor([[1.5], [-0.5]])  # second is "no object": gets no_obj_embed_spatial
     got, got_pos = ours.encode_memory(feats, logits, score)
-    want, want_pos = stock._encode_new_memory([feats.flatten(2).permute(2, 0, 1)], [(8, 8)], logits, score, False)
+    want, want_pos = stock._encode_new_memory(
+        [feats.flatten(2).permute(2, 0, 1)], [(8, 8)], logits, score, False
+    )
     assert _max_diff(got, want) <= TOL and _max_diff(got_pos, want_pos[-1]) <= TOL
     # the no-object embedding is really added to the second one
     plain, _ = ours.encode_memory(feats, logits, torch.tensor([[1.5], [1.5]]))
-    assert torch.allclose(got[1] - plain[1], ours.no_obj_embed_spatial[0][:, None, None].expand(64, 8, 8), atol=1e-6)
+    assert torch.allclose(
+        got[1] - plain[1], ours.no_obj_embed_spatial[0][:, None, None].expand(64, 8, 8), atol=1e-6
+    )
 
 
 @torch.no_grad()
@@ -56,7 +60,9 @@ def test_mask_decoder_and_pointer_match_sam_heads(pair):
     saved = stock.sam_prompt_encoder.no_mask_embed.weight.clone()
     stock.sam_prompt_encoder.no_mask_embed.weight.zero_()
     try:
-        _, _, iou, low, _, ptr, score = stock._forward_sam_heads(fused, high_res_features=[s0, s1], multimask_output=False)
+        _, _, iou, low, _, ptr, score = stock._forward_sam_heads(
+            fused, high_res_features=[s0, s1], multimask_output=False
+        )
     finally:
         stock.sam_prompt_encoder.no_mask_embed.weight.copy_(saved)
     assert _max_diff(got.low_res_logits, low) <= TOL
@@ -64,7 +70,9 @@ def test_mask_decoder_and_pointer_match_sam_heads(pair):
     assert _max_diff(got.object_score, score) <= TOL
     assert _max_diff(got.pointer, ptr) <= TOL
     # and the dense embedding really is left out: with it, the stock decoder answers differently
-    _, _, _, low_dense, _, _, _ = stock._forward_sam_heads(fused, high_res_features=[s0, s1], multimask_output=False)
+    _, _, _, low_dense, _, _, _ = stock._forward_sam_heads(
+        fused, high_res_features=[s0, s1], multimask_output=False
+    )
     assert _max_diff(low_dense, got.low_res_logits) > 1e-3
 
 
@@ -77,6 +85,12 @@ def test_memory_attention_matches_stock_complex_rope(pair):
     for n_slots, n_ptr in ((1, 0), (12, 60)):
         memory = torch.randn(n_slots * 64 + n_ptr, 1, 64)
         memory_pos = torch.randn_like(memory)
-        want = stock.memory_attention(curr=[curr], curr_pos=[curr_pos], memory=memory.clone(), memory_pos=memory_pos, num_obj_ptr_tokens=n_ptr)
+        want = stock.memory_attention(
+            curr=[curr],
+            curr_pos=[curr_pos],
+            memory=memory.clone(),
+            memory_pos=memory_pos,
+            num_obj_ptr_tokens=n_ptr,
+        )
         got = ours.attend(frame, memory, memory_pos, num_pointer_tokens=n_ptr)
         assert _max_diff(got, want.permute(1, 2, 0).reshape(1, 256, 8, 8)) <= TOL

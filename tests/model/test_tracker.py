@@ -32,10 +32,21 @@ def test_twenty_frames_deterministic_and_bounded(tracker):
     for a, b in zip(first, second):
         assert np.array_equal(a.mask, b.mask) and np.array_equal(a.logits, b.logits)
     assert all(max(r.bank_sizes) <= 6 for r in first)
-    assert [r.bank_sizes for r in first[:8]] == [(0, 0), (1, 1), (2, 2), (3, 3), (4, 4), (5, 5), (6, 6), (6, 6)]
+    assert [r.bank_sizes for r in first[:8]] == [
+        (0, 0),
+        (1, 1),
+        (2, 2),
+        (3, 3),
+        (4, 4),
+        (5, 5),
+        (6, 6),
+        (6, 6),
+    ]
     assert first[19].pointer_t_diffs == tuple(range(1, 16))
     r = first[5]
-    assert r.mask.shape == (54, 96) and r.mask_model.shape == (128, 128) and r.low_res_logits.shape == (32, 32)
+    assert (
+        r.mask.shape == (54, 96) and r.mask_model.shape == (128, 128) and r.low_res_logits.shape == (32, 32)
+    )
     assert r.visible == (r.mask_model.mean() > 0.001)
     assert r.confidence == pytest.approx(1 / (1 + np.exp(-r.object_score)))
 
