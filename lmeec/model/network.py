@@ -175,13 +175,13 @@ class LMEEC(SAM2Base):
         return mem, pos[-1]
 
     def attend(
-        self, frame: FrameFeatures, memory: Tensor, memory_pos: Tensor, num_pointer_tokens: int = 0
+        self, feats: Tensor, pos: Tensor, memory: Tensor, memory_pos: Tensor, num_pointer_tokens: int = 0
     ) -> Tensor:
-        """Memory attention of the target tokens over memory [M, B, 64] -> conditioned features [B,256,g,g]."""
-        b, c, g, _ = frame.feats.shape
+        """Memory attention of target features [B,256,g,g] (sine pos alike) over memory [M, B, 64]."""
+        b, c, g, _ = feats.shape
         out = self.memory_attention(
-            curr=[frame.feats.flatten(2).permute(2, 0, 1)],
-            curr_pos=[frame.pos.flatten(2).permute(2, 0, 1)],
+            curr=[feats.flatten(2).permute(2, 0, 1)],
+            curr_pos=[pos.flatten(2).permute(2, 0, 1)],
             memory=memory,
             memory_pos=memory_pos,
             num_obj_ptr_tokens=num_pointer_tokens,

@@ -44,6 +44,7 @@ class RealRoPEAttention(RoPEAttention):
         )
         self.register_buffer("rope_cos", cos, persistent=False)
         self.register_buffer("rope_sin", sin, persistent=False)
+        self.key_bias: Tensor | None = None  # set for one call by lmeec.model.stages.key_bias
 
     def forward(
         self, q: Tensor, k: Tensor, v: Tensor, num_k_exclude_rope: int = 0, key_bias: Tensor | None = None
@@ -65,6 +66,7 @@ class RealRoPEAttention(RoPEAttention):
         k_rope = rotate(k[..., :n_rope, :], self.rope_cos.repeat(reps, 1), self.rope_sin.repeat(reps, 1))
         k = torch.cat((k_rope, k[..., n_rope:, :]), dim=-2) if num_k_exclude_rope else k_rope
 
+        key_bias = self.key_bias if key_bias is None else key_bias
         mask = None if key_bias is None else key_bias.to(q.dtype).view(1, 1, 1, -1)
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         return self.out_proj(self._recombine_heads(out))

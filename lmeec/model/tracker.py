@@ -90,14 +90,14 @@ class Correspondence:
 
         positive = torch.ones(1, 1, device=self.device)  # the source mask is taken as present
         src_mem, mem_pos = model.encode_memory(src.feats, mask_to_input(mask, size).to(self.device), positive)
-        f_view = model.attend(tgt, _tokens(src_mem), _tokens(mem_pos))
+        f_view = model.attend(tgt.feats, tgt.pos, _tokens(src_mem), _tokens(mem_pos))
 
         view = self.memory.view(t)
         if view.empty:
             fused = f_view  # frame 0 (or no stored memory yet): the view expert alone
         else:
             memory, memory_pos, n_ptr = self._bank_sequence(view, _tokens(mem_pos))
-            f_mem = model.attend(tgt, memory, memory_pos, num_pointer_tokens=n_ptr)
+            f_mem = model.attend(tgt.feats, tgt.pos, memory, memory_pos, num_pointer_tokens=n_ptr)
             fused = model.fuse(f_mem, f_view)
 
         decoded = model.decode(fused, tgt.feat_s0, tgt.feat_s1)

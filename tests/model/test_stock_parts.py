@@ -92,5 +92,5 @@ def test_memory_attention_matches_stock_complex_rope(pair):
             memory_pos=memory_pos,
             num_obj_ptr_tokens=n_ptr,
         )
-        got = ours.attend(frame, memory, memory_pos, num_pointer_tokens=n_ptr)
+        got = ours.attend(frame.feats, frame.pos, memory, memory_pos, num_pointer_tokens=n_ptr)
         assert _max_diff(got, want.permute(1, 2, 0).reshape(1, 256, 8, 8)) <= TOL
