@@ -1,4 +1,4 @@
-"""Readers for EgoExo4D relation annotations, and the evaluation units (take, object, query, target) they define.
+"""Readers for EgoExo4D relation annotations and the evaluation units (take, object, query, target).
 
 Three inputs are read as they are: the raw `relations_{split}.json` (LZString-wrapped RLE), the official
 processed ground-truth file (`correspondence-gt.json`: masks, subsample_idx and annotated_frames per take)
@@ -373,7 +373,7 @@ def read_processed(root: Path | str, relations: Path | str) -> Annotations:
 def load_annotations(
     path: Path | str, relations: Path | str | None = None, frames_root: Path | str | None = None
 ) -> Annotations:
-    """Read whichever annotation input `path` is: raw relations file, processed GT file or processed folder."""
+    """Read whichever input `path` is: raw relations file, processed GT file or processed folder."""
     path = Path(path)
     if path.is_dir():
         if relations is None:

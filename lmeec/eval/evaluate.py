@@ -49,7 +49,8 @@ def evaluate_direction(
     for unit in annotations.units(direction):
         shape = unit.target_eval_shape
         for frame in unit.counted_frames:
-            where = f"take {unit.take} object {unit.obj!r} cameras {unit.query_cam}->{unit.target_cam} frame {frame}"
+            cams = f"{unit.query_cam}->{unit.target_cam}"
+            where = f"take {unit.take} object {unit.obj!r} cameras {cams} frame {frame}"
             pred = submission.get(direction, unit.take, unit.obj, unit.query_cam, unit.target_cam, frame)
             if pred is None:
                 if not allow_missing:

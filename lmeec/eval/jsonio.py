@@ -1,4 +1,4 @@
-"""JSON files: reads that name the file and position on failure, and atomic writes (temp file, then rename)."""
+"""JSON files: reads that name the file and position on failure, atomic writes (temp file, then rename)."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ def read_json(path: Path | str) -> object:
 
 
 def atomic_write_bytes(path: Path | str, data: bytes) -> Path:
-    """Write `data` to a temp file beside `path`, then rename it over `path`: readers never see half a file."""
+    """Write a temp file beside `path`, then rename it over `path`: readers never see half a file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
