@@ -16,8 +16,8 @@ from typing import Literal
 import numpy as np
 from PIL import Image
 
-from lmeec.eval.jsonio import read_json
 from lmeec.eval.rle import decode_encoded_mask, decode_rle, eval_shape, resize_nearest
+from lmeec.files import read_json
 
 Direction = Literal["ego-exo", "exo-ego"]
 DIRECTIONS: tuple[Direction, ...] = ("ego-exo", "exo-ego")

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 
 from lmeec.eval.annotations import Annotations, Direction, pair_key
-from lmeec.eval.jsonio import atomic_write_json
 from lmeec.eval.metrics import ScoreAccumulator, Scores
 from lmeec.eval.submission import Submission
+from lmeec.files import atomic_write_json
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from lmeec.eval.annotations import DIRECTIONS, Direction, is_ego, pair_key
-from lmeec.eval.jsonio import atomic_write_json, read_json
 from lmeec.eval.rle import decode_rle, encode_rle
+from lmeec.files import atomic_write_json, read_json
 
 CHALLENGE = "correspondence"
 

@@ -19,9 +19,9 @@ import numpy as np
 from PIL import Image
 
 from lmeec.eval.annotations import Annotations, read_relations
-from lmeec.eval.jsonio import atomic_write_json, read_json
 from lmeec.eval.render import Camera, Render, Shape, look_at, render
 from lmeec.eval.rle import encode_mask_lz, encode_rle, eval_shape
+from lmeec.files import atomic_write_json, read_json
 
 EGO_CAM = "aria01_214-1"
 EXO_CAM = "cam01"

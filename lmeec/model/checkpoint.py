@@ -9,8 +9,6 @@ and a checkpoint that does not fit the preset is refused.
 from __future__ import annotations
 
 import functools
-import os
-import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +17,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
+from lmeec.files import atomic_path
 from lmeec.model.config import PRESETS, Preset, get_preset
 
 MOE_PREFIX = "MV_MoE."
@@ -153,14 +152,6 @@ def save_checkpoint(model: torch.nn.Module, path: str | Path, fmt: Format = "lme
         obj = state
     else:
         raise ValueError(f"unknown checkpoint format {fmt!r}")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    return Path(path)
