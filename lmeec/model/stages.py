@@ -17,6 +17,7 @@ import torch
 from sam2.modeling.sam2_utils import get_1d_sine_pe
 from torch import Tensor, nn
 
+from lmeec.model.config import Preset
 from lmeec.model.network import LMEEC, POINTER_SPLIT
 
 MASKED = -30000.0  # additive key bias: exp underflows to exactly 0 in fp32, still finite in fp16
@@ -57,18 +58,28 @@ class Stage(nn.Module):
         self.model = model
         self.preset = model.preset
 
-    def inputs(self) -> list[TensorSpec]:
+    @classmethod
+    def input_specs(cls, p: Preset) -> list[TensorSpec]:
         raise NotImplementedError
 
-    def outputs(self) -> list[TensorSpec]:
+    @classmethod
+    def output_specs(cls, p: Preset) -> list[TensorSpec]:
         raise NotImplementedError
+
+    def inputs(self) -> list[TensorSpec]:
+        return self.input_specs(self.preset)
+
+    def outputs(self) -> list[TensorSpec]:
+        return self.output_specs(self.preset)
 
     def example_inputs(self, generator: torch.Generator | None = None) -> tuple[Tensor, ...]:
         """Random inputs of the declared shapes (valid flags set to 1, indices in range)."""
         out = []
         for spec in self.inputs():
             if spec.dtype == "int64":
-                out.append(torch.randint(0, self.preset.memory.num_maskmem - 1, spec.shape, generator=generator))
+                out.append(
+                    torch.randint(0, self.preset.memory.num_maskmem - 1, spec.shape, generator=generator)
+                )
             elif spec.name.endswith("_valid"):
                 out.append(torch.ones(spec.shape))
             elif spec.name == "pointer_dist":
@@ -83,16 +94,18 @@ class ImageEncoderStage(Stage):
 
     name = "image_encoder"
 
-    def inputs(self) -> list[TensorSpec]:
-        s = self.preset.image_size
+    @classmethod
+    def input_specs(cls, p: Preset) -> list[TensorSpec]:
+        s = p.image_size
         return [TensorSpec("images", (2, 3, s, s))]
 
-    def outputs(self) -> list[TensorSpec]:
-        g = self.preset.grid
+    @classmethod
+    def output_specs(cls, p: Preset) -> list[TensorSpec]:
+        g = p.grid
         return [
             TensorSpec("feat_s0", (2, 32, 4 * g, 4 * g)),
             TensorSpec("feat_s1", (2, 64, 2 * g, 2 * g)),
-            TensorSpec("feats", (2, self.preset.d_model, g, g)),
+            TensorSpec("feats", (2, p.d_model, g, g)),
         ]
 
     def forward(self, images: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -105,16 +118,17 @@ class MemoryEncoderStage(Stage):
 
     name = "memory_encoder"
 
-    def inputs(self) -> list[TensorSpec]:
-        p = self.preset
+    @classmethod
+    def input_specs(cls, p: Preset) -> list[TensorSpec]:
         return [
             TensorSpec("feats", (2, p.d_model, p.grid, p.grid)),
             TensorSpec("mask_logits", (2, 1, p.image_size, p.image_size)),
             TensorSpec("object_score", (2, 1)),
         ]
 
-    def outputs(self) -> list[TensorSpec]:
-        return [TensorSpec("memory", (2, self.preset.tokens, self.preset.mem_dim))]
+    @classmethod
+    def output_specs(cls, p: Preset) -> list[TensorSpec]:
+        return [TensorSpec("memory", (2, p.tokens, p.mem_dim))]
 
     def forward(self, feats: Tensor, mask_logits: Tensor, object_score: Tensor) -> Tensor:
         memory, _ = self.model.encode_memory(feats, mask_logits, object_score)
@@ -130,12 +144,20 @@ class _AttentionStage(Stage):
             target_pos = model.image_encoder.neck.position_encoding(probe)
             _, memory_pos = model.encode_memory(probe, torch.zeros(1, 1, s, s), torch.ones(1, 1))
         self.register_buffer("target_pos", target_pos, persistent=False)  # [1,256,g,g]
-        self.register_buffer("memory_pos", memory_pos.flatten(2).transpose(1, 2)[0], persistent=False)  # [T,64]
+        self.register_buffer(
+            "memory_pos", memory_pos.flatten(2).transpose(1, 2)[0], persistent=False
+        )  # [T,64]
 
-    def _attend(self, feats: Tensor, memory: Tensor, memory_pos: Tensor, n_ptr: int, bias: Tensor | None) -> Tensor:
+    def _attend(
+        self, feats: Tensor, memory: Tensor, memory_pos: Tensor, n_ptr: int, bias: Tensor | None
+    ) -> Tensor:
         with key_bias(self.model, bias):
             return self.model.attend(
-                feats, self.get_buffer("target_pos"), memory.transpose(0, 1), memory_pos.transpose(0, 1), n_ptr
+                feats,
+                self.get_buffer("target_pos"),
+                memory.transpose(0, 1),
+                memory_pos.transpose(0, 1),
+                n_ptr,
             )
 
 
@@ -144,12 +166,15 @@ class ViewAttentionStage(_AttentionStage):
 
     name = "memory_attention_view"
 
-    def inputs(self) -> list[TensorSpec]:
-        p = self.preset
-        return [TensorSpec("feats", (1, p.d_model, p.grid, p.grid)), TensorSpec("memory", (1, p.tokens, p.mem_dim))]
+    @classmethod
+    def input_specs(cls, p: Preset) -> list[TensorSpec]:
+        return [
+            TensorSpec("feats", (1, p.d_model, p.grid, p.grid)),
+            TensorSpec("memory", (1, p.tokens, p.mem_dim)),
+        ]
 
-    def outputs(self) -> list[TensorSpec]:
-        p = self.preset
+    @classmethod
+    def output_specs(cls, p: Preset) -> list[TensorSpec]:
         return [TensorSpec("f_view", (1, p.d_model, p.grid, p.grid))]
 
     def forward(self, feats: Tensor, memory: Tensor) -> Tensor:
@@ -165,31 +190,31 @@ class BankAttentionStage(_AttentionStage):
 
     name = "memory_attention_bank"
 
-    @property
-    def slots(self) -> int:
-        return 2 * self.preset.memory.bank_slots
+    @staticmethod
+    def slots(p: Preset) -> int:
+        return 2 * p.memory.bank_slots
 
-    @property
-    def pointers(self) -> int:
-        return self.preset.memory.pointer_slots
+    @staticmethod
+    def pointers(p: Preset) -> int:
+        return p.memory.pointer_slots
 
-    @property
-    def keys(self) -> int:
-        return self.slots * self.preset.tokens + self.pointers * POINTER_SPLIT
+    @classmethod
+    def keys(cls, p: Preset) -> int:
+        return cls.slots(p) * p.tokens + cls.pointers(p) * POINTER_SPLIT
 
-    def inputs(self) -> list[TensorSpec]:
-        p = self.preset
+    @classmethod
+    def input_specs(cls, p: Preset) -> list[TensorSpec]:
         return [
             TensorSpec("feats", (1, p.d_model, p.grid, p.grid)),
-            TensorSpec("bank", (1, self.keys, p.mem_dim)),
-            TensorSpec("slot_tpos", (self.slots,), "int64"),
-            TensorSpec("slot_valid", (self.slots,)),
-            TensorSpec("pointer_dist", (self.pointers,)),
-            TensorSpec("pointer_valid", (self.pointers,)),
+            TensorSpec("bank", (1, cls.keys(p), p.mem_dim)),
+            TensorSpec("slot_tpos", (cls.slots(p),), "int64"),
+            TensorSpec("slot_valid", (cls.slots(p),)),
+            TensorSpec("pointer_dist", (cls.pointers(p),)),
+            TensorSpec("pointer_valid", (cls.pointers(p),)),
         ]
 
-    def outputs(self) -> list[TensorSpec]:
-        p = self.preset
+    @classmethod
+    def output_specs(cls, p: Preset) -> list[TensorSpec]:
         return [TensorSpec("f_mem", (1, p.d_model, p.grid, p.grid))]
 
     def forward(
@@ -207,9 +232,11 @@ class BankAttentionStage(_AttentionStage):
         ptr_pos = model.obj_ptr_tpos_proj(get_1d_sine_pe(pointer_dist, dim=model.hidden_dim))
         ptr_pos = ptr_pos.repeat_interleave(POINTER_SPLIT, dim=0)  # [pointers*4, 64]
         memory_pos = torch.cat((slot_pos, ptr_pos))[None]
-        valid = torch.cat((slot_valid.repeat_interleave(tokens), pointer_valid.repeat_interleave(POINTER_SPLIT)))
+        valid = torch.cat(
+            (slot_valid.repeat_interleave(tokens), pointer_valid.repeat_interleave(POINTER_SPLIT))
+        )
         bias = (1.0 - valid) * MASKED
-        return self._attend(feats, bank, memory_pos, self.pointers * POINTER_SPLIT, bias)
+        return self._attend(feats, bank, memory_pos, self.pointers(self.preset) * POINTER_SPLIT, bias)
 
 
 class MoEFusionStage(Stage):
@@ -217,13 +244,13 @@ class MoEFusionStage(Stage):
 
     name = "moe_fusion"
 
-    def inputs(self) -> list[TensorSpec]:
-        p = self.preset
+    @classmethod
+    def input_specs(cls, p: Preset) -> list[TensorSpec]:
         shape = (1, p.d_model, p.grid, p.grid)
         return [TensorSpec("f_mem", shape), TensorSpec("f_view", shape)]
 
-    def outputs(self) -> list[TensorSpec]:
-        p = self.preset
+    @classmethod
+    def output_specs(cls, p: Preset) -> list[TensorSpec]:
         return [TensorSpec("fused", (1, p.d_model, p.grid, p.grid))]
 
     def forward(self, f_mem: Tensor, f_view: Tensor) -> Tensor:
@@ -235,16 +262,17 @@ class MaskDecoderStage(Stage):
 
     name = "mask_decoder"
 
-    def inputs(self) -> list[TensorSpec]:
-        p, g = self.preset, self.preset.grid
+    @classmethod
+    def input_specs(cls, p: Preset) -> list[TensorSpec]:
+        g = p.grid
         return [
             TensorSpec("fused", (1, p.d_model, g, g)),
             TensorSpec("feat_s0", (1, 32, 4 * g, 4 * g)),
             TensorSpec("feat_s1", (1, 64, 2 * g, 2 * g)),
         ]
 
-    def outputs(self) -> list[TensorSpec]:
-        p = self.preset
+    @classmethod
+    def output_specs(cls, p: Preset) -> list[TensorSpec]:
         return [
             TensorSpec("low_res_logits", (1, 1, p.low_res, p.low_res)),
             TensorSpec("logits", (1, 1, p.image_size, p.image_size)),

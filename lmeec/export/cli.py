@@ -1,0 +1,50 @@
+"""`lmeec export onnx`: the model as static-shape ONNX graphs plus a manifest."""
+
+from __future__ import annotations
+
+import argparse
+
+from lmeec.model.config import PRESETS
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    export = sub.add_parser("export", help="export static-shape graphs")
+    formats = export.add_subparsers(dest="format", required=True, metavar="FORMAT")
+    onnx = formats.add_parser("onnx", help="one ONNX file per stage and manifest.json")
+    onnx.add_argument("--preset", required=True, choices=list(PRESETS))
+    onnx.add_argument("--checkpoint", help="SAM 2.1 or LM-EEC checkpoint (omit only with --random-weights)")
+    onnx.add_argument(
+        "--random-weights", type=int, metavar="SEED", help="export seeded random weights instead"
+    )
+    onnx.add_argument("--compression", choices=["drop", "mean"], default="drop")
+    onnx.add_argument("--out", required=True, help="engine folder to create")
+    onnx.add_argument("--no-simplify", action="store_true", help="skip onnxslim")
+    onnx.add_argument("--force", action="store_true", help="replace an existing folder")
+    onnx.set_defaults(func=cmd_onnx)
+
+
+def cmd_onnx(args: argparse.Namespace) -> int:
+    from lmeec.export.onnx import export_onnx
+    from lmeec.model.checkpoint import load_into
+    from lmeec.model.config import get_preset
+    from lmeec.model.network import build_model
+
+    if (args.checkpoint is None) == (args.random_weights is None):
+        raise ValueError("give exactly one of --checkpoint FILE or --random-weights SEED")
+    preset = get_preset(args.preset).with_compression(args.compression)
+    model = build_model(preset, seed=args.random_weights)
+    checkpoint = load_into(model, args.checkpoint) if args.checkpoint else None
+    manifest = export_onnx(
+        model,
+        args.out,
+        checkpoint,
+        seed=args.random_weights,
+        simplify=not args.no_simplify,
+        overwrite=args.force,
+    )
+    weights = args.checkpoint or f"RANDOM weights (seed {args.random_weights})"
+    print(f"exported {len(manifest.graphs)} graphs for preset {preset.name} from {weights} to {args.out}")
+    for name, g in manifest.graphs.items():
+        shapes = ", ".join(f"{s.name}{list(s.shape)}" for s in g.inputs)
+        print(f"  {name:<22} {g.extra.get('nodes', '?'):>5} nodes  {shapes}")
+    return 0

@@ -1,0 +1,91 @@
+"""The backend interface: run one stage graph over caller-owned, preallocated torch buffers.
+
+`bind` is called once per graph with the tensors that will hold its inputs and outputs for the whole
+take; it returns a no-argument runner, so a step only launches work (no re-binding, no allocation).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from lmeec.model.config import Preset
+
+Runner = Callable[[], None]
+BACKENDS = ("torch", "ort", "trt")
+
+
+class Backend(ABC):
+    """Executes stage graphs for one preset on one device."""
+
+    name: str
+    preset: Preset
+    device: torch.device
+
+    @abstractmethod
+    def bind(self, graph: str, feeds: dict[str, Tensor], fetches: dict[str, Tensor]) -> Runner:
+        """Prepare `graph` to read `feeds` and write `fetches` (contiguous tensors on self.device)."""
+
+    def synchronize(self) -> None:
+        """Wait for queued work (a no-op on the CPU)."""
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    def describe(self) -> dict:
+        """Facts for reports: backend, device, providers or engine versions."""
+        return {"backend": self.name, "device": str(self.device)}
+
+
+def check_bindings(
+    graph: str, specs: list, tensors: dict[str, Tensor], role: str, device: torch.device
+) -> None:
+    """Refuse buffers that do not match a graph's declared names, shapes and dtypes."""
+    names = [s.name for s in specs]
+    if sorted(names) != sorted(tensors):
+        raise ValueError(f"{graph}: {role} must be {names}, got {sorted(tensors)}")
+    for spec in specs:
+        t = tensors[spec.name]
+        if tuple(t.shape) != tuple(spec.shape) or str(t.dtype).removeprefix("torch.") != spec.dtype:
+            raise ValueError(
+                f"{graph}.{spec.name}: buffer is {list(t.shape)} {t.dtype}, graph needs {list(spec.shape)} {spec.dtype}"
+            )
+        if not t.is_contiguous() or t.device != device:
+            raise ValueError(f"{graph}.{spec.name}: buffer must be contiguous on {device}")
+
+
+def open_backend(
+    kind: str,
+    *,
+    engines: Path | str | None = None,
+    preset: str | None = None,
+    checkpoint: Path | str | None = None,
+    seed: int | None = None,
+    device: str | torch.device = "cpu",
+    threads: int | None = None,
+    providers: list[str] | None = None,
+) -> Backend:
+    """Open a backend by name: `torch` (reference stages), `ort` (ONNX Runtime), `trt` (TensorRT plans)."""
+    device = torch.device(device)
+    if threads is not None:
+        torch.set_num_threads(threads)
+    if kind == "torch":
+        from lmeec.runtime.torch_backend import TorchBackend
+
+        return TorchBackend.create(
+            engines=engines, preset=preset, checkpoint=checkpoint, seed=seed, device=device
+        )
+    if engines is None:
+        raise ValueError(f"backend {kind!r} needs --engines DIR (an exported engine folder)")
+    if kind == "ort":
+        from lmeec.runtime.ort_backend import OrtBackend
+
+        return OrtBackend(engines, preset=preset, device=device, threads=threads, providers=providers)
+    if kind == "trt":
+        from lmeec.runtime.trt_backend import TrtBackend
+
+        return TrtBackend(engines, preset=preset, device=device)
+    raise ValueError(f"unknown backend {kind!r}; choose one of {', '.join(BACKENDS)}")

@@ -1,0 +1,157 @@
+"""Fixed-size memory on the device: both views' bank slots, their in-place compression, the pointer ring.
+
+Nothing here grows with the take: slots are [2 views, 7, T, 64] (6 kept + 1 incoming, oldest first), the
+pointer ring is 15 × 256 inside the bank-attention input, and compression works through preallocated
+scratch tensors with out= operations. The rules are the reference's (lmeec.model.memory), checked by tests.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from lmeec.model.config import Compression, Preset
+from lmeec.model.memory import pointer_t_diff_max, temporal_indices
+from lmeec.model.network import POINTER_SPLIT
+
+VIEWS = 2  # 0 = source bank, 1 = target bank
+
+
+@dataclass
+class CompressScratch:
+    """Preallocated work tensors for `compress_` on [V, K+1, T, C] slots."""
+
+    diff: Tensor  # [V, K, T, C]
+    dist: Tensor  # [V, K, T]
+    closest: Tensor  # [V, T] int64
+    ages: Tensor  # [1, K, 1] int64: 0 … K-1
+    shift: Tensor  # [V, K, T] bool
+    index: Tensor  # [V, K, T] int64
+    gathered: Tensor  # [V, K, T, C]
+    pair: Tensor  # [V, 1, T, C]
+    pair_next: Tensor  # [V, 1, T, C]
+    closest_next: Tensor  # [V, T] int64
+
+    @classmethod
+    def allocate(
+        cls, views: int, kept: int, tokens: int, channels: int, device: torch.device
+    ) -> CompressScratch:
+        f = dict(device=device, dtype=torch.float32)
+        i = dict(device=device, dtype=torch.int64)
+        return cls(
+            diff=torch.empty(views, kept, tokens, channels, **f),
+            dist=torch.empty(views, kept, tokens, **f),
+            closest=torch.empty(views, tokens, **i),
+            ages=torch.arange(kept, **i).view(1, kept, 1),
+            shift=torch.empty(views, kept, tokens, device=device, dtype=torch.bool),
+            index=torch.empty(views, kept, tokens, **i),
+            gathered=torch.empty(views, kept, tokens, channels, **f),
+            pair=torch.empty(views, 1, tokens, channels, **f),
+            pair_next=torch.empty(views, 1, tokens, channels, **f),
+            closest_next=torch.empty(views, tokens, **i),
+        )
+
+
+def compress_(slots: Tensor, n: int, mode: Compression, scratch: CompressScratch) -> None:
+    """In place: the n+1 oldest-first slots [V, :n+1, T, C] become n, per token (see model.memory.compress)."""
+    v, _, t, c = slots.shape
+    dist = scratch.dist[:, :n]
+    torch.sub(slots[:, :n], slots[:, 1 : n + 1], out=scratch.diff[:, :n])
+    torch.linalg.vector_norm(scratch.diff[:, :n], dim=-1, out=dist)
+    torch.argmin(dist, dim=1, out=scratch.closest)  # first minimum on ties, as the reference
+    if mode == "mean":
+        at_k = scratch.closest[:, None, :, None].expand(v, 1, t, c)
+        torch.add(scratch.closest, 1, out=scratch.closest_next)
+        torch.gather(slots, 1, at_k, out=scratch.pair)
+        torch.gather(
+            slots, 1, scratch.closest_next[:, None, :, None].expand(v, 1, t, c), out=scratch.pair_next
+        )
+        scratch.pair.add_(scratch.pair_next).mul_(0.5)
+        slots.scatter_(1, at_k, scratch.pair)
+    elif mode != "drop":
+        raise ValueError(f"unknown compression {mode!r}")
+    # slot j keeps element j below the removed one (k+1) and takes element j+1 from there on
+    torch.gt(scratch.ages[:, :n], scratch.closest[:, None, :], out=scratch.shift[:, :n])
+    torch.add(scratch.ages[:, :n], scratch.shift[:, :n], out=scratch.index[:, :n])
+    index = scratch.index[:, :n, :, None].expand(v, n, t, c)
+    torch.gather(slots, 1, index, out=scratch.gathered[:, :n])
+    slots[:, :n].copy_(scratch.gathered[:, :n])
+
+
+class BankRing:
+    """The take's memory: slots, counts and the bank-attention inputs, all preallocated on the device."""
+
+    def __init__(self, preset: Preset, device: torch.device) -> None:
+        mem = preset.memory
+        self.preset, self.device = preset, device
+        self.kept, self.tokens, self.channels = mem.bank_slots, preset.tokens, preset.mem_dim
+        self.warmup = mem.num_maskmem
+        self.compression: Compression = mem.compression
+        f = dict(device=device, dtype=torch.float32)
+        self.slots = torch.zeros(VIEWS, self.kept + 1, self.tokens, self.channels, **f)
+        self.scratch = CompressScratch.allocate(VIEWS, self.kept, self.tokens, self.channels, device)
+        n_ptr = mem.pointer_slots
+        keys = VIEWS * self.kept * self.tokens + n_ptr * POINTER_SPLIT
+        self.bank = torch.zeros(1, keys, self.channels, **f)  # bank-attention input, assembled in place
+        self.bank_slots = self.bank[0, : VIEWS * self.kept * self.tokens].view(
+            VIEWS, self.kept, self.tokens, -1
+        )
+        self.pointers = self.bank[0, VIEWS * self.kept * self.tokens :].view(
+            n_ptr, POINTER_SPLIT * self.channels
+        )
+        tpos = temporal_indices(self.kept, mem.num_maskmem) * VIEWS  # oldest-first slots: constant per slot
+        self.slot_tpos = torch.tensor(tpos, device=device, dtype=torch.int64)
+        self.slot_valid = torch.zeros(VIEWS * self.kept, **f)
+        self.pointer_dist = torch.zeros(n_ptr, **f)
+        self.pointer_valid = torch.zeros(n_ptr, **f)
+        pin = device.type == "cuda"
+        self._host = torch.zeros(
+            VIEWS * self.kept + 2 * n_ptr, pin_memory=pin
+        )  # staging for the small inputs
+        self._host_np = self._host.numpy()
+        self.reset()
+
+    def reset(self, num_frames: int | None = None) -> None:
+        self.count = 0  # kept slots per view (the views always hold the same number)
+        self.pointer_frames = np.full(self.pointers.shape[0], -(10**9), dtype=np.int64)
+        self.t_diff_max = pointer_t_diff_max(num_frames, self.preset.memory.max_obj_ptrs)
+
+    def incoming(self, view: int) -> Tensor:
+        """Where the next memory of a view is written before it is committed: slot `count`."""
+        return self.slots[view, self.count]
+
+    def commit(self, compress: bool) -> None:
+        """Take the incoming memories in: append (warm-up) or append and remove one slot (steady state)."""
+        if compress and self.count > 0:
+            compress_(self.slots, self.count, self.compression, self.scratch)
+        elif self.count < self.kept:
+            self.count += 1
+        else:
+            raise RuntimeError("bank is full without compression: the warm-up rule was broken")
+        self.bank_slots.copy_(self.slots[:, : self.kept])
+
+    def pointer_slot(self, t: int) -> Tensor:
+        """Ring slot receiving frame t's pointer (it held t-15's, which frame t+1 no longer reaches)."""
+        self.pointer_frames[t % len(self.pointer_frames)] = t
+        return self.pointers[t % len(self.pointer_frames)]
+
+    def prepare(self, t: int) -> tuple[int, ...]:
+        """Write slot validity and pointer distances for frame t; return the attended t_diffs, nearest first."""
+        n_slots = VIEWS * self.kept
+        host = self._host_np
+        valid = host[:n_slots].reshape(VIEWS, self.kept)
+        valid[:] = 0.0
+        valid[:, : self.count] = 1.0
+        t_diff = t - self.pointer_frames
+        reach = (t_diff >= 1) & (t_diff <= self.t_diff_max)
+        host[n_slots : n_slots + len(t_diff)] = np.where(
+            reach, t_diff.astype(np.float32) / np.float32(self.t_diff_max), 0.0
+        )
+        host[n_slots + len(t_diff) :] = reach
+        self.slot_valid.copy_(self._host[:n_slots], non_blocking=True)
+        self.pointer_dist.copy_(self._host[n_slots : n_slots + len(t_diff)], non_blocking=True)
+        self.pointer_valid.copy_(self._host[n_slots + len(t_diff) :], non_blocking=True)
+        return tuple(sorted(int(d) for d in t_diff[reach]))
