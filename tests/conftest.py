@@ -41,3 +41,14 @@ def synthetic_pair(rng: np.random.Generator, t: int, src_hw=(96, 96), tgt_hw=(54
     mask = np.zeros(src_hw, bool)
     mask[y : y + 30, x : x + 30] = True
     return src, mask, tgt
+
+
+@pytest.fixture(scope="session")
+def test_engines(tmp_path_factory):
+    """The `test` preset (seed 0) exported once per session, as `lmeec export onnx` writes it."""
+    from lmeec.export.onnx import export_onnx
+    from lmeec.model.network import build_model
+
+    out = tmp_path_factory.mktemp("engines") / "test-seed0"
+    export_onnx(build_model("test", seed=0), out, checkpoint=None, seed=0, progress=False)
+    return out

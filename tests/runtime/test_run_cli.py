@@ -1,0 +1,106 @@
+"""`lmeec run` end to end, and the refusals: mismatched manifest, missing or altered engine files."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from lmeec.cli import main
+from lmeec.runtime.backend import open_backend
+from tests.conftest import synthetic_pair
+
+
+@pytest.fixture()
+def engines_copy(test_engines, tmp_path):
+    dst = tmp_path / "engines"
+    shutil.copytree(test_engines, dst)
+    return dst
+
+
+def _write_take(root, n: int = 4):
+    rng = np.random.default_rng(0)
+    for sub in ("src", "masks", "tgt"):
+        (root / sub).mkdir(parents=True)
+    for t in range(n):
+        src, mask, tgt = synthetic_pair(rng, t)
+        Image.fromarray(src).save(root / "src" / f"frame_{t}.png")
+        Image.fromarray(tgt).save(root / "tgt" / f"frame_{t}.png")
+        if t != 2:  # frame 2 has no mask: skipped
+            Image.fromarray(mask.astype(np.uint8) * 255).save(root / "masks" / f"frame_{t}.png")
+
+
+def test_run_one_take_writes_masks_and_rle(test_engines, tmp_path, capsys):
+    _write_take(tmp_path)
+    out = tmp_path / "out"
+    args = ["run", "--engines", str(test_engines), "--source", str(tmp_path / "src"), "--source-masks"]
+    args += [str(tmp_path / "masks"), "--target", str(tmp_path / "tgt"), "--out", str(out)]
+    assert main(args) == 0
+    doc = json.loads((out / "predictions.json").read_text())
+    assert list(doc["frames"]) == [f"frame_{t}" for t in range(4)]
+    assert doc["frames"]["frame_2"] == {"skipped": True}
+    rle = doc["frames"]["frame_1"]["mask"]
+    assert rle["size"] == [54, 96]
+    png = np.asarray(Image.open(out / "masks" / "frame_1.png"))
+    assert png.shape == (54, 96) and set(np.unique(png)) <= {0, 255}
+    assert main(args) == 2  # the folder exists now
+    assert "already exists" in capsys.readouterr().err
+
+
+def test_run_benchmark_split_then_eval(test_engines, tmp_path):
+    from lmeec.eval.synth import SynthConfig, synthesize
+
+    relations = synthesize(tmp_path / "synth", SynthConfig(takes=1, frames=4, scale=0.25, seed=1))
+    out = tmp_path / "pred"
+    args = [
+        "run",
+        "--engines",
+        str(test_engines),
+        "--annotations",
+        str(relations),
+        "--out",
+        str(out),
+        "--no-png",
+    ]
+    assert main([*args, "--direction", "ego-exo"]) == 0
+    doc = json.loads((out / "predictions.json").read_text())
+    assert set(doc) == {"ego-exo"}
+    assert (
+        main(["eval", "--annotations", str(relations), "--predictions", str(out / "predictions.json")]) == 0
+    )
+
+
+def test_manifest_for_another_preset_is_refused(test_engines, tmp_path, capsys):
+    with pytest.raises(ValueError, match="exported for preset 'test', not 'b\\+'"):
+        open_backend("ort", engines=test_engines, preset="b+")
+    args = ["run", "--engines", str(test_engines), "--preset", "b+", "--source", "x", "--source-masks", "y"]
+    assert main([*args, "--target", "z", "--out", str(tmp_path / "o")]) == 2
+    assert "exported for preset 'test'" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_missing_engine_file_is_refused(engines_copy, tmp_path, capsys):
+    (engines_copy / "moe_fusion.onnx").unlink()
+    with pytest.raises(FileNotFoundError, match="engine file moe_fusion.onnx for moe_fusion is missing"):
+        open_backend("ort", engines=engines_copy)
+    args = ["run", "--engines", str(engines_copy), "--source", "x", "--source-masks", "y", "--target", "z"]
+    assert main([*args, "--out", str(tmp_path / "o")]) == 2
+    assert "is missing" in capsys.readouterr().err
+
+
+def test_altered_engine_or_shapes_are_refused(engines_copy):
+    with open(engines_copy / "mask_decoder.onnx", "ab") as fp:
+        fp.write(b"\0")
+    with pytest.raises(ValueError, match="does not match the manifest's hash"):
+        open_backend("ort", engines=engines_copy)
+    manifest = json.loads((engines_copy / "manifest.json").read_text())
+    manifest["graphs"]["moe_fusion"]["inputs"][0]["shape"] = [1, 256, 30, 30]
+    (engines_copy / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ValueError, match="moe_fusion inputs are f_mem\\[1, 256, 30, 30\\]"):
+        open_backend("ort", engines=engines_copy)
+    (engines_copy / "manifest.json").write_text("{")
+    with pytest.raises(ValueError, match="not valid JSON"):
+        open_backend("ort", engines=engines_copy)
