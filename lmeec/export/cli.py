@@ -16,7 +16,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     onnx.add_argument(
         "--random-weights", type=int, metavar="SEED", help="export seeded random weights instead"
     )
-    onnx.add_argument("--compression", choices=["drop", "mean"], default="drop")
+    onnx.add_argument(
+        "--compression",
+        choices=["drop", "mean"],
+        default="drop",
+        help="bank compression: released (drop) or intended (mean)",
+    )
+    onnx.add_argument(
+        "--source-mask",
+        choices=["research", "sam2"],
+        default="research",
+        help="source-mask encoding: released quirk (0 / 4.62) or SAM 2's ±10",
+    )
     onnx.add_argument("--out", required=True, help="engine folder to create")
     onnx.add_argument("--no-simplify", action="store_true", help="skip onnxslim")
     onnx.add_argument("--force", action="store_true", help="replace an existing folder")
@@ -31,7 +42,7 @@ def cmd_onnx(args: argparse.Namespace) -> int:
 
     if (args.checkpoint is None) == (args.random_weights is None):
         raise ValueError("give exactly one of --checkpoint FILE or --random-weights SEED")
-    preset = get_preset(args.preset).with_compression(args.compression)
+    preset = get_preset(args.preset).with_compression(args.compression).with_source_mask(args.source_mask)
     model = build_model(preset, seed=args.random_weights)
     checkpoint = load_into(model, args.checkpoint) if args.checkpoint else None
     manifest = export_onnx(

@@ -59,6 +59,7 @@ class Manifest:
     checkpoint: dict  # {"file", "sha256", "format"} or {"random_seed": n}
     versions: dict[str, str]
     tensorrt: dict = field(default_factory=dict)  # filled by `lmeec build trt`
+    source_mask: str = "research"
 
     def to_json(self) -> dict:
         return {"format": FORMAT, "format_version": FORMAT_VERSION, **asdict(self)}
@@ -68,7 +69,8 @@ class Manifest:
 
     @property
     def preset_config(self) -> Preset:
-        return get_preset(self.preset).with_compression(self.compression)  # type: ignore[arg-type]
+        preset = get_preset(self.preset).with_compression(self.compression)  # type: ignore[arg-type]
+        return preset.with_source_mask(self.source_mask)  # type: ignore[arg-type]
 
 
 def _specs(items: list, where: str) -> list[TensorSpec]:
@@ -107,6 +109,7 @@ def read_manifest(folder: Path | str) -> Manifest:
             data["checkpoint"],
             data["versions"],
             data.get("tensorrt", {}),
+            data.get("source_mask", "research"),
         )
     except KeyError as exc:
         raise ValueError(f"{path}: missing key {exc}") from exc

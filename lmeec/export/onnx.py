@@ -102,6 +102,7 @@ def export_onnx(
         manifest = Manifest(
             preset=model.preset.name,
             compression=model.preset.memory.compression,
+            source_mask=model.preset.source_mask,
             opset=OPSET,
             graphs=graphs,
             checkpoint=ckpt_info,

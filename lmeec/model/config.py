@@ -6,6 +6,9 @@ from dataclasses import dataclass, field, replace
 from typing import Literal
 
 Compression = Literal["drop", "mean"]
+# How the given source mask enters the memory encoder: "research" passes the 0/1 mask through the logit path
+# (sigmoid·20−10, so 0 / 4.62, the released quirk); "sam2" feeds ±10 logits as SAM 2 does for given masks.
+SourceMask = Literal["research", "sam2"]
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,7 @@ class Preset:
     d_model: int = 256
     mem_dim: int = 64
     stride: int = 16
+    source_mask: SourceMask = "research"
 
     @property
     def grid(self) -> int:
@@ -66,6 +70,11 @@ class Preset:
 
     def with_compression(self, compression: Compression) -> Preset:
         return replace(self, memory=replace(self.memory, compression=compression))
+
+    def with_source_mask(self, source_mask: SourceMask) -> Preset:
+        if source_mask not in ("research", "sam2"):
+            raise ValueError(f"unknown source-mask encoding {source_mask!r}; choose 'research' or 'sam2'")
+        return replace(self, source_mask=source_mask)
 
 
 HIERA_B_PLUS = TrunkConfig(

@@ -88,6 +88,11 @@ def frame_to_tensor(frame: np.ndarray, size: int) -> Tensor:
     return normalize(torch.from_numpy(resize_frame(frame, size)).permute(2, 0, 1).contiguous())
 
 
+def encode_source_mask(mask01: Tensor, mode: str) -> Tensor:
+    """Memory-encoder input for the source mask: the 0/1 mask itself (research) or ±10 logits (sam2)."""
+    return mask01 if mode == "research" else mask01 * 20.0 - 10.0
+
+
 def mask_to_input(mask: np.ndarray, size: int) -> Tensor:
     """Binary H×W mask -> [1, 1, S, S] float 0/1 (antialiased bilinear resize, then >= 0.5)."""
     m = torch.from_numpy(mask.astype(np.float32))[None, None]

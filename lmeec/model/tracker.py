@@ -10,10 +10,10 @@ import torch
 from torch import Tensor
 
 from lmeec.model.checkpoint import load_into
-from lmeec.model.config import Compression, Preset, get_preset
+from lmeec.model.config import Compression, Preset, SourceMask, get_preset
 from lmeec.model.memory import TakeMemory, temporal_indices
 from lmeec.model.network import LMEEC, build_model
-from lmeec.model.preprocess import check_frame, check_mask, frame_to_tensor, mask_to_input
+from lmeec.model.preprocess import check_frame, check_mask, encode_source_mask, frame_to_tensor, mask_to_input
 
 VISIBLE_AREA = 0.001  # research rule: visible if the mask covers more than 0.1 % of the frame
 
@@ -50,12 +50,18 @@ class Correspondence:
         checkpoint: str | Path | None = None,
         device: str | torch.device = "cpu",
         compression: Compression | None = None,
+        source_mask: SourceMask | None = None,
         seed: int = 0,
     ) -> None:
-        """checkpoint=None gives seeded random weights (for tests and demos only)."""
+        """checkpoint=None gives seeded random weights (for tests and demos only).
+
+        compression / source_mask override the research behaviours ("drop", "research") with their fixes.
+        """
         preset = get_preset(preset)
         if compression is not None:
             preset = preset.with_compression(compression)
+        if source_mask is not None:
+            preset = preset.with_source_mask(source_mask)
         self.preset = preset
         self.device = torch.device(device)
         self.model: LMEEC = build_model(preset, seed=seed, device=self.device)
@@ -89,7 +95,8 @@ class Correspondence:
         src, tgt = frames.select(0), frames.select(1)
 
         positive = torch.ones(1, 1, device=self.device)  # the source mask is taken as present
-        src_mem, mem_pos = model.encode_memory(src.feats, mask_to_input(mask, size).to(self.device), positive)
+        mask_in = encode_source_mask(mask_to_input(mask, size).to(self.device), self.preset.source_mask)
+        src_mem, mem_pos = model.encode_memory(src.feats, mask_in, positive)
         f_view = model.attend(tgt.feats, tgt.pos, _tokens(src_mem), _tokens(mem_pos))
 
         view = self.memory.view(t)

@@ -200,6 +200,8 @@ class Pipeline:
             sizes.mask_host, [s, s], False, None, None, out=self._mask_model
         )
         self.enc_masks[0].copy_(self._mask_model[0].ge_(0.5), non_blocking=True)
+        if self.preset.source_mask == "sam2":
+            self.enc_masks[0].mul_(20.0).sub_(10.0)
 
     def _outputs(self, t: int, bank_sizes: tuple[int, int], t_diffs: tuple[int, ...]) -> StepResult:
         sizes = self._sizes

@@ -86,3 +86,23 @@ def test_counter_does_see_allocations():
         x[1:3].view(2)
         _ = x * 2
     assert counter.fresh == ["aten.mul.Tensor"]
+
+
+def test_source_mask_fix_option_matches_between_reference_and_pipeline():
+    """The sam2 source-mask encoding (±10 logits) is an option; both implementations honour it."""
+    from lmeec.model.config import get_preset
+    from lmeec.model.network import build_model
+    from lmeec.runtime.torch_backend import TorchBackend
+
+    research = Correspondence("test", seed=0)
+    fixed = Correspondence("test", seed=0, source_mask="sam2")
+    pipeline = Pipeline(TorchBackend(build_model(get_preset("test").with_source_mask("sam2"), seed=0)))
+    pipeline.reset()
+    changed = False
+    for src, mask, tgt in list(_take(8))[:8]:
+        a, b, c = research.step(src, mask, tgt), fixed.step(src, mask, tgt), pipeline.step(src, mask, tgt)
+        if a.skipped:
+            continue
+        changed |= not np.array_equal(a.logits, b.logits)
+        assert np.abs(b.logits - c.logits).max() <= 1e-4
+    assert changed
