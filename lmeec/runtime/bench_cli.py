@@ -42,6 +42,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--reference-ms", type=float, help="a stated reference ms/frame to print speed-ups against"
     )
     p.add_argument(
+        "--ort-spinning",
+        choices=["default", "on", "off"],
+        default="default",
+        help="ONNX Runtime intra-op spin-waiting (default: ONNX Runtime's, on)",
+    )
+    p.add_argument(
         "--cache", help="engines and synthetic-take cache (default $LMEEC_CACHE_DIR or ~/.cache/lmeec)"
     )
     p.add_argument("--out", help="results folder (default bench-results/<preset>-<backends>-<time>)")
@@ -82,6 +88,7 @@ def config_from_args(args: argparse.Namespace):
         peak_gflops=args.peak_gflops,
         reference_ms=args.reference_ms,
         progress=not args.no_progress,
+        ort_spinning={"default": None, "on": True, "off": False}[args.ort_spinning],
     )
 
 

@@ -149,20 +149,31 @@ def engine_flops(engines: Path | str) -> dict[str, int]:
 def torch_flops(model, stages: tuple[str, ...] | None = None) -> dict[str, int]:
     """FLOPs per call of the stage modules, from torch's FlopCounterMode on example inputs."""
     import torch
+    from torch.nn.attention import SDPBackend, sdpa_kernel
     from torch.utils.flop_counter import FlopCounterMode
 
     from lmeec.model.stages import build_stages
 
     out = {}
-    for name, stage in build_stages(model).items():
-        if stages is not None and name not in stages:
-            continue
-        inputs = stage.example_inputs(torch.Generator().manual_seed(0))
-        counter = FlopCounterMode(display=False)
-        # the math SDPA kernel decomposes into bmm, which the counter sees on every device
-        with torch.no_grad(), counter, torch.nn.attention.sdpa_kernel(torch.nn.attention.SDPBackend.MATH):
-            stage(*inputs)
-        out[name] = int(counter.get_total_flops())
+    params = list(model.parameters())
+    grad_flags = [p.requires_grad for p in params]
+    for (
+        p
+    ) in params:  # the counter's module tracker hooks tensors that require grad (e.g. a returned Parameter)
+        p.requires_grad_(False)
+    try:
+        for name, stage in build_stages(model).items():
+            if stages is not None and name not in stages:
+                continue
+            inputs = stage.example_inputs(torch.Generator().manual_seed(0))
+            counter = FlopCounterMode(display=False)
+            # the math SDPA kernel decomposes into bmm, which the counter sees on every device
+            with torch.no_grad(), counter, sdpa_kernel(SDPBackend.MATH):
+                stage(*inputs)
+            out[name] = int(counter.get_total_flops())
+    finally:
+        for p, flag in zip(params, grad_flags):
+            p.requires_grad_(flag)
     return out
 
 

@@ -116,6 +116,12 @@ def comparison_table(result: BenchResult) -> str:
             f"{LABELS[name]:<26}{_f(ra[name]['p50'], width=12)}{_f(rb[name]['p50'], width=12)}"
             f"{_f(r['p50_ratio'], '{:.2f}×', 14)}{_f(r['mean_ratio'], '{:.2f}×', 15)}"
         )
+    ort = result.runs.get("ort")
+    if ort is not None and ort.describe.get("spinning", "").startswith("default"):
+        lines.append(
+            "note: ONNX Runtime's threads spin-wait between runs (its default), taking cores from the "
+            "torch work in between; try --ort-spinning off and compare"
+        )
     ag = cmp["agreement"]
     lines.append(
         f"outputs: mask IoU {a} vs {b} min {ag['mask_iou_min']:.4f} (mean {ag['mask_iou_mean']:.4f}), "
