@@ -8,7 +8,7 @@ import sys
 
 # verb -> module defining `add_parser(subparsers)`; each parser sets `func(args) -> int`.
 COMMANDS: dict[str, str] = {
-    "demo": "lmeec.model.cli",
+    "demo": "lmeec.runtime.demo_cli",
     "checkpoint": "lmeec.model.cli",
     "export": "lmeec.export.cli",
     "run": "lmeec.runtime.cli",

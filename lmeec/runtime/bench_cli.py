@@ -1,0 +1,110 @@
+"""`lmeec bench`: per-stage latency and memory of the runtime, one backend or two side by side."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from lmeec.model.config import PRESETS
+from lmeec.runtime.backend import BACKENDS
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "bench",
+        help="per-stage latency/memory benchmark (tables, JSON, CSV, PNG)",
+        description="Time every stage of the step and the whole step (p50/p90/p99/max, frames/s, memory), "
+        "versus frame index; with --compare, two backends interleaved in one process over the same frames.",
+    )
+    p.add_argument("--preset", default="test", choices=list(PRESETS))
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--backend", choices=BACKENDS, default="ort")
+    which.add_argument("--compare", metavar="A,B", help="two backends side by side, e.g. torch,ort")
+    p.add_argument("--engines", help="exported engine folder (default: export RANDOM weights into the cache)")
+    p.add_argument("--checkpoint", help="weights for the torch backend (default: those of the engines)")
+    p.add_argument("--seed", type=int, default=0, help="random-weight seed (default 0)")
+    p.add_argument("--frames", type=int, default=50, help="measured frames (default 50)")
+    p.add_argument("--warmup", type=int, default=3, help="unmeasured frames first (default 3)")
+    p.add_argument("--threads", type=int, help="torch and ONNX Runtime intra-op threads (default: theirs)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
+    p.add_argument("--frames-source", choices=["synth", "random"], default="synth")
+    p.add_argument("--windows", type=int, default=3, help="flat-cost windows: start, middle, end (default 3)")
+    p.add_argument(
+        "--window-fraction", type=float, default=0.1, help="each window's share of the frames (default 0.1)"
+    )
+    p.add_argument(
+        "--peak-gflops",
+        type=float,
+        help="device peak for the cost model (default 300 on the CPU: FP32, 2 threads)",
+    )
+    p.add_argument(
+        "--reference-ms", type=float, help="a stated reference ms/frame to print speed-ups against"
+    )
+    p.add_argument(
+        "--ort-spinning",
+        choices=["default", "on", "off"],
+        default="default",
+        help="ONNX Runtime intra-op spin-waiting (default: ONNX Runtime's, on)",
+    )
+    p.add_argument(
+        "--cache", help="engines and synthetic-take cache (default $LMEEC_CACHE_DIR or ~/.cache/lmeec)"
+    )
+    p.add_argument("--out", help="results folder (default bench-results/<preset>-<backends>-<time>)")
+    p.add_argument("--no-plot", action="store_true", help="skip the PNG")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_bench)
+
+
+def parse_backends(args: argparse.Namespace) -> tuple[str, ...]:
+    if not args.compare:
+        return (args.backend,)
+    names = tuple(n.strip() for n in args.compare.split(",") if n.strip())
+    if len(names) != 2 or names[0] == names[1]:
+        raise ValueError(f"--compare takes two different backends, e.g. torch,ort; got {args.compare!r}")
+    unknown = [n for n in names if n not in BACKENDS]
+    if unknown:
+        raise ValueError(f"unknown backend(s) {', '.join(unknown)}; choose from {', '.join(BACKENDS)}")
+    return names
+
+
+def config_from_args(args: argparse.Namespace):
+    from lmeec.runtime.bench import BenchConfig
+
+    return BenchConfig(
+        preset=args.preset,
+        backends=parse_backends(args),
+        engines=args.engines,
+        checkpoint=args.checkpoint,
+        seed=args.seed,
+        frames=args.frames,
+        warmup=args.warmup,
+        threads=args.threads,
+        device=args.device,
+        frames_source=args.frames_source,
+        cache=args.cache,
+        windows=args.windows,
+        window_fraction=args.window_fraction,
+        peak_gflops=args.peak_gflops,
+        reference_ms=args.reference_ms,
+        progress=not args.no_progress,
+        ort_spinning={"default": None, "on": True, "off": False}[args.ort_spinning],
+    )
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from lmeec.runtime.bench import run_benchmark
+    from lmeec.runtime.report import format_report, write_outputs
+
+    config = config_from_args(args)
+    out = Path(args.out) if args.out else default_out(config)
+    result = run_benchmark(config)
+    print(format_report(result))
+    paths = write_outputs(result, out, plot=not args.no_plot)
+    print("\nwrote " + ", ".join(str(p) for p in paths.values()))
+    return 0
+
+
+def default_out(config) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return Path("bench-results") / f"{config.preset}-{'-vs-'.join(config.backends)}-{stamp}"
