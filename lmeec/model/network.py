@@ -229,8 +229,20 @@ class LMEEC(SAM2Base):
 
 
 def build_model(preset: str | Preset, seed: int | None = 0, device: str | torch.device = "cpu") -> LMEEC:
-    """Build an LM-EEC network for a preset, in eval mode; `seed` makes the random init reproducible."""
+    """Build an LM-EEC network for a preset, in eval mode; `seed` makes the random init reproducible.
+
+    sam2 builds repeated layers (memory-attention layers, memory-encoder fuser blocks) as deep copies of
+    one, so a plain random init repeats their weights; with a seed each copy is drawn anew, so that random
+    models exercise every layer separately and exported graphs cannot merge them (trained ones never could).
+    """
     preset = get_preset(preset)
     if seed is not None:
         torch.manual_seed(seed)
-    return LMEEC(preset).to(device).eval()
+    model = LMEEC(preset)
+    if seed is not None:
+        for clones in (model.memory_attention.layers, model.memory_encoder.fuser.layers):
+            for layer in list(clones)[1:]:
+                for module in layer.modules():
+                    if hasattr(module, "reset_parameters"):
+                        module.reset_parameters()
+    return model.to(device).eval()

@@ -269,25 +269,6 @@ def engines_cache_dir(cache: Path, preset: str, seed: int) -> Path:
     return cache / "engines" / f"{get_preset(preset).name}-seed{seed}"
 
 
-def distinct_layers_(model, seed: int) -> None:
-    """Give each memory-attention layer its own random weights, in place.
-
-    sam2 builds the 4 layers as deep copies of one, so a seeded random model has 4 identical layers, and
-    the ONNX simplifier then merges their key/value projections of the (shared) memory: such a graph does
-    less work than any trained model (about 15 % of the bank attention). Re-drawing layers 1-3 keeps
-    random-weight timings representative.
-    """
-    for i, layer in enumerate(model.memory_attention.layers):
-        if i == 0:
-            continue
-        generator_state = torch.random.get_rng_state()
-        torch.manual_seed(seed * 1000 + i)
-        for module in layer.modules():
-            if hasattr(module, "reset_parameters"):
-                module.reset_parameters()
-        torch.random.set_rng_state(generator_state)
-
-
 def ensure_engines(
     preset: str,
     seed: int,
@@ -296,7 +277,7 @@ def ensure_engines(
     progress: bool = True,
     simplify: bool = True,
 ) -> tuple[Path, Path]:
-    """The cached ONNX export of `preset` with RANDOM weights of `seed` (distinct per layer) and the
+    """The cached ONNX export of `preset` with RANDOM weights of `seed` and the
     checkpoint it was exported from (for the torch backend); both are made on first use."""
     from lmeec.model.checkpoint import load_into, save_checkpoint
     from lmeec.model.network import build_model
@@ -314,7 +295,6 @@ def ensure_engines(
         "pass --engines DIR (and --checkpoint FILE) for trained weights"
     )
     model = build_model(preset, seed=seed)
-    distinct_layers_(model, seed)
     save_checkpoint(model, checkpoint)
     ckpt = load_into(model, checkpoint)
     export_onnx(model, folder, ckpt, simplify=simplify, progress=progress, overwrite=True)

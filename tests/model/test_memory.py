@@ -132,3 +132,14 @@ def test_mv_moe_shapes_and_parameter_count():
     for gate in (moe.conv1, moe.conv2):
         torch.nn.init.zeros_(gate[2].weight)
     assert torch.allclose(moe(f_mem, f_view), (f_mem + f_view) * 1.5 * 1.5, atol=1e-5)
+
+
+def test_seeded_random_models_draw_every_cloned_layer_anew():
+    from lmeec.model.network import build_model
+
+    a, b = build_model("test", seed=0), build_model("test", seed=0)
+    k = [layer.cross_attn_image.k_proj.weight for layer in a.memory_attention.layers]
+    assert not any(torch.equal(k[0], k[i]) for i in (1, 2, 3))  # sam2's clones are re-drawn
+    fuser = [blk.pwconv1.weight for blk in a.memory_encoder.fuser.layers]
+    assert not torch.equal(fuser[0], fuser[1])
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
