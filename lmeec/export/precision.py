@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -231,35 +231,48 @@ def precision_counts(model) -> dict:
 # --- torch ------------------------------------------------------------------------------------------------
 
 
-@dataclass
 class Fp16Stats:
-    """Largest magnitudes that went through FP16 (inputs, weights, outputs of FP16 ops), per stage."""
+    """Largest magnitudes that went through FP16 (inputs, weights, outputs of FP16 ops), per stage.
 
-    max_abs: dict[str, float] = field(default_factory=dict)
-    overflows: dict[str, int] = field(default_factory=dict)  # elements beyond the FP16 range
-    fp16_calls: dict[str, int] = field(default_factory=dict)
-    island_calls: dict[str, int] = field(default_factory=dict)  # FP16-capable calls kept FP32
+    Kept as device tensors (no host synchronisation per op); `enabled=False` skips the bookkeeping
+    entirely (for latency runs).
+    """
+
+    def __init__(self, enabled: bool = True) -> None:
+        self.enabled = enabled
+        self._max: dict[str, Tensor] = {}
+        self._over: dict[str, Tensor] = {}
+        self.fp16_calls: dict[str, int] = {}
+        self.island_calls: dict[str, int] = {}  # FP16-capable calls kept FP32
 
     def note(self, stage: str, t: Tensor) -> None:
-        m = float(t.detach().abs().amax()) if t.numel() else 0.0
-        if m > self.max_abs.get(stage, 0.0) or math.isnan(m):
-            self.max_abs[stage] = m
-        if m > FP16_MAX or not math.isfinite(m):
-            self.overflows[stage] = self.overflows.get(stage, 0) + int(
-                (~torch.isfinite(t) | (t.abs() > FP16_MAX)).sum()
-            )
+        if not self.enabled or not t.numel():
+            return
+        a = t.detach().abs()
+        m = a.amax().float()
+        over = (~torch.isfinite(a) | (a > FP16_MAX)).sum()
+        if stage in self._max:
+            self._max[stage] = torch.maximum(self._max[stage], m)
+            self._over[stage] = self._over[stage] + over
+        else:
+            self._max[stage], self._over[stage] = m, over
+
+    @property
+    def max_abs(self) -> dict[str, float]:
+        return {s: float(v) for s, v in self._max.items()}
 
     def to_json(self) -> dict:
-        return {
-            s: {
-                "max_abs": self.max_abs.get(s, 0.0),
-                "headroom": FP16_MAX / self.max_abs[s] if self.max_abs.get(s) else None,
-                "overflow_elements": self.overflows.get(s, 0),
+        out = {}
+        for s in sorted(set(self._max) | set(self.fp16_calls)):
+            m = float(self._max[s]) if s in self._max else 0.0
+            out[s] = {
+                "max_abs": m,
+                "headroom": FP16_MAX / m if m else None,
+                "overflow_elements": int(self._over[s]) if s in self._over else 0,
                 "fp16_calls": self.fp16_calls.get(s, 0),
                 "island_calls": self.island_calls.get(s, 0),
             }
-            for s in sorted(set(self.max_abs) | set(self.fp16_calls))
-        }
+        return out
 
 
 _LINEAR = {F.linear}

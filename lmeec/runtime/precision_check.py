@@ -98,10 +98,38 @@ class FrameReport:
 
 
 def _timed_step(pipe: Pipeline, *frame) -> tuple[object, float]:
+    """One step and its latency: CUDA events on a GPU (the step ends with a synchronisation), else wall."""
+    dev = pipe.backend.device
     pipe.backend.synchronize()
+    if dev.type == "cuda":
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        r = pipe.step(*frame)
+        end.record()
+        end.synchronize()
+        return r, start.elapsed_time(end)
     t0 = time.perf_counter()
-    r = pipe.step(*frame)  # ends with a device synchronisation (results are copied to the host)
+    r = pipe.step(*frame)
     return r, 1e3 * (time.perf_counter() - t0)
+
+
+def latency(preset: str, frames: int, seed: int, device: str, native: bool, warmup: int = 3) -> dict:
+    """Median step latency in FP32 and under the policy, with no activation bookkeeping."""
+    dev = torch.device(device)
+    model = build_model(preset, seed=seed, device=dev)
+    out = {}
+    for label, backend in (("fp32", TorchBackend(model)), ("fp16_policy", PolicyBackend(model, native))):
+        if isinstance(backend, PolicyBackend):
+            backend.mode.stats = Fp16Stats(enabled=False)
+        pipe = Pipeline(backend)
+        take = list(synthetic_take(warmup + frames, seed))
+        pipe.reset(len(take))
+        times = [_timed_step(pipe, *f)[1] for f in take]
+        steady = times[warmup:]
+        out[label] = {"median_ms": float(np.median(steady)), "min_ms": float(np.min(steady)), "frames": len(steady)}
+        if isinstance(backend, PolicyBackend):
+            backend.mode.remove()
+    return out
 
 
 def validate(
