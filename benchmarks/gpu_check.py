@@ -46,11 +46,18 @@ def main(argv: list[str] | None = None) -> int:
         torch.backends.cudnn.allow_tf32 = False
     t0 = time.perf_counter()
     rep = validate(args.preset, args.frames, args.seed, args.device, native=native, warmup=1)
-    print("\n".join(f"frame {r['frame']:3d}  IoU {r['iou_mask']:.4f}  half-area IoU {r['iou_half']:.4f}"
-                    f"  flips {r['sign_flips']:.2e}  max|dlogit| {r['max_logit_diff']:.3g}" for r in rep["per_frame"]))
+    print(
+        "\n".join(
+            f"frame {r['frame']:3d}  IoU {r['iou_mask']:.4f}  half-area IoU {r['iou_half']:.4f}"
+            f"  flips {r['sign_flips']:.2e}  max|dlogit| {r['max_logit_diff']:.3g}"
+            for r in rep["per_frame"]
+        )
+    )
     print(format_report(rep))
     lat_frames = args.latency_frames if dev.type == "cuda" else min(args.latency_frames, 2)
-    lat = latency(args.preset, lat_frames, args.seed, args.device, native, warmup=3 if dev.type == "cuda" else 1)
+    lat = latency(
+        args.preset, lat_frames, args.seed, args.device, native, warmup=3 if dev.type == "cuda" else 1
+    )
     print(
         f"latency ({'CUDA events' if dev.type == 'cuda' else 'wall clock'}, median of {lat['fp32']['frames']} steps"
         f" after warm-up): fp32 {lat['fp32']['median_ms']:.1f} ms, fp16 policy {lat['fp16_policy']['median_ms']:.1f} ms"

@@ -30,7 +30,9 @@ def write_fp16_folder(onnx_dir: Path | str, out: Path | str, overwrite: bool = F
                 "fp32_source_sha256": entry.sha256,
                 **precision_counts(model),
             }
-            graphs[name] = GraphEntry(entry.file, sha256(tmp / entry.file), entry.inputs, entry.outputs, extra)
+            graphs[name] = GraphEntry(
+                entry.file, sha256(tmp / entry.file), entry.inputs, entry.outputs, extra
+            )
         result = Manifest(
             manifest.preset,
             manifest.compression,

@@ -51,9 +51,7 @@ class Island:
 
     def holds_scope(self, scope: str) -> bool:
         """Is an op executed in module `scope` ("" = the stage itself) part of this island?"""
-        return any(
-            scope == s or (not self.direct_only and scope.startswith(s + ".")) for s in self.scopes
-        )
+        return any(scope == s or (not self.direct_only and scope.startswith(s + ".")) for s in self.scopes)
 
 
 ISLANDS: tuple[Island, ...] = (
@@ -346,7 +344,9 @@ class PolicyMode(TorchFunctionMode):
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         if func in _UNHANDLED:
-            raise NotImplementedError(f"precision policy: {func.__name__} is not covered; add it to PolicyMode")
+            raise NotImplementedError(
+                f"precision policy: {func.__name__} is not covered; add it to PolicyMode"
+            )
         fp16 = func in _LINEAR or func in _CONV or func in _MATMUL or func in _SDPA
         if not fp16:
             return func(*args, **kwargs)

@@ -147,17 +147,23 @@ def _check_io_and_profile(trt, builder, config, network, entry: GraphEntry, wher
     want_in = {s.name: s.shape for s in entry.inputs}
     got_in = {network.get_input(i).name: network.get_input(i) for i in range(network.num_inputs)}
     if set(got_in) != set(want_in):
-        raise ValueError(f"{where}: network inputs {sorted(got_in)} differ from the manifest's {sorted(want_in)}")
+        raise ValueError(
+            f"{where}: network inputs {sorted(got_in)} differ from the manifest's {sorted(want_in)}"
+        )
     want_out = {s.name for s in entry.outputs}
     got_out = {network.get_output(i).name for i in range(network.num_outputs)}
     if got_out != want_out:
-        raise ValueError(f"{where}: network outputs {sorted(got_out)} differ from the manifest's {sorted(want_out)}")
+        raise ValueError(
+            f"{where}: network outputs {sorted(got_out)} differ from the manifest's {sorted(want_out)}"
+        )
     profile, dynamic = None, []
     for name, tensor in got_in.items():
         shape = _dims(tensor.shape)
         want = tuple(want_in[name])
         if len(shape) != len(want) or any(d not in (-1, w) for d, w in zip(shape, want)):
-            raise ValueError(f"{where}: input {name} is {list(shape)} in the ONNX but {list(want)} in the manifest")
+            raise ValueError(
+                f"{where}: input {name} is {list(shape)} in the ONNX but {list(want)} in the manifest"
+            )
         if -1 in shape:
             profile = profile or builder.create_optimization_profile()
             profile.set_shape(name, want, want, want)

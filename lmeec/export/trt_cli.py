@@ -56,5 +56,7 @@ def cmd_onnx_fp16(args: argparse.Namespace) -> int:
     from lmeec.export.fp16_onnx import write_fp16_folder
 
     m = write_fp16_folder(args.onnx, args.out, overwrite=args.force)
-    print(f"wrote {len(m.graphs)} FP16-policy graphs (policy v{m.graphs and next(iter(m.graphs.values())).extra.get('policy_version')}) to {args.out}")
+    print(
+        f"wrote {len(m.graphs)} FP16-policy graphs (policy v{m.graphs and next(iter(m.graphs.values())).extra.get('policy_version')}) to {args.out}"
+    )
     return 0

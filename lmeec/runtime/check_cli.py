@@ -79,9 +79,13 @@ def check_graphs(tested, records: dict, tolerance: float) -> list[dict]:
     rows = []
     for graph, recs in records.items():
         entry = tested.manifest.graphs[graph]
-        feeds = {s.name: torch.empty(s.shape, dtype=getattr(torch, s.dtype), device=tested.device) for s in entry.inputs}
+        feeds = {
+            s.name: torch.empty(s.shape, dtype=getattr(torch, s.dtype), device=tested.device)
+            for s in entry.inputs
+        }
         fetches = {
-            s.name: torch.empty(s.shape, dtype=getattr(torch, s.dtype), device=tested.device) for s in entry.outputs
+            s.name: torch.empty(s.shape, dtype=getattr(torch, s.dtype), device=tested.device)
+            for s in entry.outputs
         }
         run = tested.bind(graph, feeds, fetches)
         worst, sign = 0.0, 1.0

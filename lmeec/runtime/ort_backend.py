@@ -46,7 +46,9 @@ def tensorrt_provider_options(
 def cuda_provider_options(device_id: int = 0, conv_algo_search: str = "HEURISTIC") -> dict:
     """Options for ONNX Runtime's CUDA provider (cuDNN algorithm search: EXHAUSTIVE, HEURISTIC, DEFAULT)."""
     if conv_algo_search not in ("EXHAUSTIVE", "HEURISTIC", "DEFAULT"):
-        raise ValueError(f"cudnn conv algo search must be EXHAUSTIVE, HEURISTIC or DEFAULT, not {conv_algo_search!r}")
+        raise ValueError(
+            f"cudnn conv algo search must be EXHAUSTIVE, HEURISTIC or DEFAULT, not {conv_algo_search!r}"
+        )
     return {"device_id": device_id, "cudnn_conv_algo_search": conv_algo_search}
 
 
@@ -90,9 +92,14 @@ class OrtBackend(Backend):
             )
         unknown_opts = sorted(set(provider_options or {}) - set(names))
         if unknown_opts:
-            raise ValueError(f"provider options for {unknown_opts}, which are not among the providers {names}")
+            raise ValueError(
+                f"provider options for {unknown_opts}, which are not among the providers {names}"
+            )
         index = device.index or 0
-        defaults = {"cuda": cuda_provider_options(index), "tensorrt": tensorrt_provider_options(index, fp16=False)}
+        defaults = {
+            "cuda": cuda_provider_options(index),
+            "tensorrt": tensorrt_provider_options(index, fp16=False),
+        }
         options = {p: {**defaults.get(p, {}), **(provider_options or {}).get(p, {})} for p in names}
         self.providers = [(PROVIDERS[p], options.get(p, {})) for p in names]
         if "CPUExecutionProvider" not in [p for p, _ in self.providers]:

@@ -15,7 +15,6 @@ mean ≥ 0.99, on both IoUs. Also the largest magnitudes that passed through FP1
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -126,7 +125,11 @@ def latency(preset: str, frames: int, seed: int, device: str, native: bool, warm
         pipe.reset(len(take))
         times = [_timed_step(pipe, *f)[1] for f in take]
         steady = times[warmup:]
-        out[label] = {"median_ms": float(np.median(steady)), "min_ms": float(np.min(steady)), "frames": len(steady)}
+        out[label] = {
+            "median_ms": float(np.median(steady)),
+            "min_ms": float(np.min(steady)),
+            "frames": len(steady),
+        }
         if isinstance(backend, PolicyBackend):
             backend.mode.remove()
     return out

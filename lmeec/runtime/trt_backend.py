@@ -65,7 +65,9 @@ class TrtBackend(Backend):
         want = {s.name: ("input", s) for s in entry.inputs} | {s.name: ("output", s) for s in entry.outputs}
         names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
         if sorted(names) != sorted(want):
-            raise RuntimeError(f"{graph}: plan tensors {sorted(names)} differ from the manifest's {sorted(want)}")
+            raise RuntimeError(
+                f"{graph}: plan tensors {sorted(names)} differ from the manifest's {sorted(want)}"
+            )
         dtypes = {"float32": trt.float32, "float16": trt.float16, "int64": trt.int64}
         for name in names:
             role, spec = want[name]
@@ -73,7 +75,9 @@ class TrtBackend(Backend):
             is_input = mode == trt.TensorIOMode.INPUT
             shape = tuple(int(d) for d in engine.get_tensor_shape(name))
             if is_input != (role == "input") or shape != tuple(spec.shape):
-                raise RuntimeError(f"{graph}.{name}: plan has {role} shape {list(shape)}, manifest {list(spec.shape)}")
+                raise RuntimeError(
+                    f"{graph}.{name}: plan has {role} shape {list(shape)}, manifest {list(spec.shape)}"
+                )
             if engine.get_tensor_dtype(name) != dtypes[spec.dtype]:
                 raise RuntimeError(
                     f"{graph}.{name}: plan dtype {engine.get_tensor_dtype(name)}, manifest {spec.dtype}"
