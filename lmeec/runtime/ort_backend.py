@@ -16,6 +16,42 @@ PROVIDERS = {
     "cuda": "CUDAExecutionProvider",
     "tensorrt": "TensorrtExecutionProvider",
 }
+
+
+def tensorrt_provider_options(
+    device_id: int = 0,
+    fp16: bool = True,
+    cache_dir: Path | str | None = None,
+    workspace_mb: int | None = None,
+) -> dict:
+    """Options for ONNX Runtime's TensorRT provider: FP16 and persistent engine/timing caches.
+
+    Its FP16 lets TensorRT pick FP16 per layer without the lmeec islands; for the policy, feed the
+    provider the graphs of `lmeec build onnx-fp16` (explicit casts) with fp16=False.
+    """
+    opts: dict = {"device_id": device_id, "trt_fp16_enable": bool(fp16)}
+    if cache_dir is not None:
+        Path(cache_dir).mkdir(parents=True, exist_ok=True)
+        opts |= {
+            "trt_engine_cache_enable": True,
+            "trt_engine_cache_path": str(cache_dir),
+            "trt_timing_cache_enable": True,
+            "trt_timing_cache_path": str(cache_dir),
+        }
+    if workspace_mb:
+        opts["trt_max_workspace_size"] = int(workspace_mb) << 20
+    return opts
+
+
+def cuda_provider_options(device_id: int = 0, conv_algo_search: str = "HEURISTIC") -> dict:
+    """Options for ONNX Runtime's CUDA provider (cuDNN algorithm search: EXHAUSTIVE, HEURISTIC, DEFAULT)."""
+    if conv_algo_search not in ("EXHAUSTIVE", "HEURISTIC", "DEFAULT"):
+        raise ValueError(
+            f"cudnn conv algo search must be EXHAUSTIVE, HEURISTIC or DEFAULT, not {conv_algo_search!r}"
+        )
+    return {"device_id": device_id, "cudnn_conv_algo_search": conv_algo_search}
+
+
 NUMPY = {"float32": np.float32, "float16": np.float16, "int64": np.int64}
 
 
@@ -45,6 +81,8 @@ class OrtBackend(Backend):
             raise ValueError(
                 f"unknown ONNX Runtime provider(s) {unknown}; choose from {', '.join(PROVIDERS)}"
             )
+        if device.type != "cuda" and any(p in ("cuda", "tensorrt") for p in names):
+            raise ValueError("providers cuda/tensorrt bind CUDA buffers: pass a CUDA device (--device cuda)")
         available = ort.get_available_providers()
         missing = [PROVIDERS[p] for p in names if PROVIDERS[p] not in available]
         if missing:
@@ -52,7 +90,17 @@ class OrtBackend(Backend):
                 f"ONNX Runtime here lacks {', '.join(missing)} (available: {', '.join(available)}); "
                 "install onnxruntime-gpu (the [ort-gpu] extra) for cuda/tensorrt"
             )
-        options = provider_options or {}
+        unknown_opts = sorted(set(provider_options or {}) - set(names))
+        if unknown_opts:
+            raise ValueError(
+                f"provider options for {unknown_opts}, which are not among the providers {names}"
+            )
+        index = device.index or 0
+        defaults = {
+            "cuda": cuda_provider_options(index),
+            "tensorrt": tensorrt_provider_options(index, fp16=False),
+        }
+        options = {p: {**defaults.get(p, {}), **(provider_options or {}).get(p, {})} for p in names}
         self.providers = [(PROVIDERS[p], options.get(p, {})) for p in names]
         if "CPUExecutionProvider" not in [p for p, _ in self.providers]:
             self.providers.append(("CPUExecutionProvider", {}))
