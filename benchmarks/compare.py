@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--threads", type=int)
     p.add_argument("--device", default="cpu")
-    p.add_argument("--ort-spinning", choices=["default", "on", "off"], default="default")
+    p.add_argument("--ort-spinning", choices=["on", "off"], default="off")
     p.add_argument("--peak-gflops", type=float)
     p.add_argument("--reference-ms", type=float, help="stated reference ms/frame (e.g. the research code's)")
     p.add_argument("--out", default="bench-results/compare")
@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         device=args.device,
         peak_gflops=args.peak_gflops,
         reference_ms=args.reference_ms,
-        ort_spinning={"default": None, "on": True, "off": False}[args.ort_spinning],
+        ort_spinning=args.ort_spinning == "on",
     )
     if len(config.backends) != 2:
         p.error("--backends takes two names")

@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--frames-source", choices=["synth", "random"], default="random")
     p.add_argument("--windows", type=int, default=3)
     p.add_argument("--window-fraction", type=float, default=0.1)
-    p.add_argument("--ort-spinning", choices=["default", "on", "off"], default="default")
+    p.add_argument("--ort-spinning", choices=["on", "off"], default="off")
     p.add_argument("--max-growth-pct", type=float, default=5.0)
     p.add_argument("--out", default="bench-results/flat-cost")
     args = p.parse_args(argv)
@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
             frames_source=args.frames_source,
             windows=args.windows,
             window_fraction=args.window_fraction,
-            ort_spinning={"default": None, "on": True, "off": False}[args.ort_spinning],
+            ort_spinning=args.ort_spinning == "on",
         )
     )
     print(format_report(result, flat=False))

@@ -67,6 +67,7 @@ def open_backend(
     device: str | torch.device = "cpu",
     threads: int | None = None,
     providers: list[str] | None = None,
+    ort_spinning: bool = False,
 ) -> Backend:
     """Open a backend by name: `torch` (reference stages), `ort` (ONNX Runtime), `trt` (TensorRT plans)."""
     device = torch.device(device)
@@ -83,7 +84,9 @@ def open_backend(
     if kind == "ort":
         from lmeec.runtime.ort_backend import OrtBackend
 
-        return OrtBackend(engines, preset=preset, device=device, threads=threads, providers=providers)
+        return OrtBackend(
+            engines, preset=preset, device=device, threads=threads, providers=providers, spinning=ort_spinning
+        )
     if kind == "trt":
         from lmeec.runtime.trt_backend import TrtBackend
 

@@ -66,7 +66,7 @@ class BenchConfig:
     window_fraction: float = 0.1  # each window's share of the measured frames
     peak_gflops: float | None = None  # device peak for the cost model (CPU default: 300)
     reference_ms: float | None = None  # a stated (not measured here) reference time per frame
-    ort_spinning: bool | None = None  # ONNX Runtime intra-op thread spin-waiting; None: its default (on)
+    ort_spinning: bool = False  # ONNX Runtime thread spin-waiting (off: see OrtBackend)
     progress: bool = True
     log: Callable[[str], None] | None = None  # where notes go (default: stderr)
 
@@ -301,53 +301,7 @@ def ensure_engines(
     return folder, checkpoint
 
 
-@contextmanager
-def ort_session_config(entries: dict[str, str]) -> Iterator[None]:
-    """While ONNX Runtime sessions are created inside this block, give them these config entries.
-
-    OrtBackend builds its SessionOptions itself; this swaps the class for one that adds `entries`, and
-    only for the block. (Spin-waiting intra-op threads keep the cores busy between runs, which slows the
-    host-side torch work in between — and the other backend in a side-by-side run — on small CPUs.)
-    """
-    if not entries:
-        yield
-        return
-    import onnxruntime as ort
-
-    base = ort.SessionOptions
-
-    class _Options(base):  # type: ignore[misc,valid-type]
-        def __init__(self) -> None:
-            super().__init__()
-            for key, value in entries.items():
-                self.add_session_config_entry(key, value)
-
-    ort.SessionOptions = _Options
-    try:
-        yield
-    finally:
-        ort.SessionOptions = base
-
-
-def _ort_entries(config: BenchConfig) -> dict[str, str]:
-    if config.ort_spinning is None:
-        return {}
-    value = "1" if config.ort_spinning else "0"
-    return {"session.intra_op.allow_spinning": value, "session.inter_op.allow_spinning": value}
-
-
 def _open(kind: str, config: BenchConfig, engines: Path | None, checkpoint: Path | None):
-    if kind == "ort":
-        with ort_session_config(_ort_entries(config)):
-            backend = _open_backend(kind, config, engines, checkpoint)
-        backend_spin = {"1": "on", "0": "off"}
-        entry = _ort_entries(config).get("session.intra_op.allow_spinning")
-        backend.describe_extra = {"spinning": backend_spin[entry] if entry else "default (on)"}
-        return backend
-    return _open_backend(kind, config, engines, checkpoint)
-
-
-def _open_backend(kind: str, config: BenchConfig, engines: Path | None, checkpoint: Path | None):
     from lmeec.runtime.backend import open_backend
 
     device = torch.device(config.device)
@@ -362,6 +316,7 @@ def _open_backend(kind: str, config: BenchConfig, engines: Path | None, checkpoi
             device=device,
             threads=config.threads,
             provider_options={"cuda": {"user_compute_stream": str(stream), "device_id": device.index or 0}},
+            spinning=config.ort_spinning,
         )
     return open_backend(
         kind,
@@ -371,6 +326,7 @@ def _open_backend(kind: str, config: BenchConfig, engines: Path | None, checkpoi
         seed=None if engines is not None and checkpoint is None else config.seed,
         device=device,
         threads=config.threads,
+        ort_spinning=config.ort_spinning,
     )
 
 
@@ -597,7 +553,7 @@ class MeasuredPipeline:
         self.pipeline = Pipeline(backend, section=self.timer.section)
         self.pipeline.reset(None)  # a live stream: the take has no declared length
         self.device = device
-        describe = {**backend.describe(), **getattr(backend, "describe_extra", {})}
+        describe = backend.describe()
         describe["threads"] = torch.get_num_threads() if name == "torch" else _ort_threads(backend)
         self.run = BackendRun(name, describe, self.timer.clock)
         if device.type == "cuda":

@@ -67,7 +67,10 @@ class OrtBackend(Backend):
         threads: int | None = None,
         providers: list[str] | None = None,
         provider_options: dict[str, dict] | None = None,
+        spinning: bool = False,
     ) -> None:
+        """spinning: let idle intra-op threads spin-wait (ONNX Runtime's default). Off here: between graph
+        runs the pipeline does host work that spinning threads would starve on small CPUs."""
         import onnxruntime as ort
 
         self.folder = Path(engines)
@@ -108,6 +111,9 @@ class OrtBackend(Backend):
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         if threads:
             so.intra_op_num_threads = threads
+        self.spinning = spinning
+        for scope in ("intra_op", "inter_op"):
+            so.add_session_config_entry(f"session.{scope}.allow_spinning", "1" if spinning else "0")
         so.log_severity_level = 3  # shape-merge notes from Hiera's padded windows are expected
         self.sessions = {
             name: ort.InferenceSession(str(self.folder / g.file), sess_options=so, providers=self.providers)
@@ -145,4 +151,5 @@ class OrtBackend(Backend):
             **super().describe(),
             "onnxruntime": ort.__version__,
             "providers": [p for p, _ in self.providers],
+            "spinning": self.spinning,
         }

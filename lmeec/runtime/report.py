@@ -117,10 +117,10 @@ def comparison_table(result: BenchResult) -> str:
             f"{_f(r['p50_ratio'], '{:.2f}×', 14)}{_f(r['mean_ratio'], '{:.2f}×', 15)}"
         )
     ort = result.runs.get("ort")
-    if ort is not None and ort.describe.get("spinning", "").startswith("default"):
+    if ort is not None and ort.describe.get("spinning"):
         lines.append(
-            "note: ONNX Runtime's threads spin-wait between runs (its default), taking cores from the "
-            "torch work in between; try --ort-spinning off and compare"
+            "note: ONNX Runtime's threads spin-wait between runs (--ort-spinning on), taking cores from the "
+            "torch work in between"
         )
     ag = cmp["agreement"]
     lines.append(
