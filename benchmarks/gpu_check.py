@@ -71,8 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     }
     out = os.environ.get("OUT")
     if out:
-        atomic_write_json(Path(out) / "gpu_check.json", rep, indent=1)
-        print(f"wrote {Path(out) / 'gpu_check.json'}")
+        atomic_write_json(Path(out) / f"gpu_check_{args.preset}.json", rep, indent=1)
+        print(f"wrote {Path(out) / f'gpu_check_{args.preset}.json'}")
     return 0 if rep["pass"] else 1
 
 
