@@ -71,8 +71,9 @@ def main(argv: list[str] | None = None) -> int:
     }
     out = os.environ.get("OUT")
     if out:
-        atomic_write_json(Path(out) / f"gpu_check_{args.preset}.json", rep, indent=1)
-        print(f"wrote {Path(out) / f'gpu_check_{args.preset}.json'}")
+        path = Path(out) / f"gpu_check_{args.preset.replace('+', 'plus')}.json"  # '+' does not travel back
+        atomic_write_json(path, rep, indent=1)
+        print(f"wrote {path}")
     return 0 if rep["pass"] else 1
 
 

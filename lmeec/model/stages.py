@@ -139,10 +139,13 @@ class _AttentionStage(Stage):
     def __init__(self, model: LMEEC) -> None:
         super().__init__(model)
         g, s = self.preset.grid, self.preset.image_size
+        device = next(model.parameters()).device
         with torch.no_grad():
-            probe = torch.zeros(1, self.preset.d_model, g, g)
+            probe = torch.zeros(1, self.preset.d_model, g, g, device=device)
             target_pos = model.image_encoder.neck.position_encoding(probe)
-            _, memory_pos = model.encode_memory(probe, torch.zeros(1, 1, s, s), torch.ones(1, 1))
+            _, memory_pos = model.encode_memory(
+                probe, torch.zeros(1, 1, s, s, device=device), torch.ones(1, 1, device=device)
+            )
         self.register_buffer("target_pos", target_pos, persistent=False)  # [1,256,g,g]
         self.register_buffer(
             "memory_pos", memory_pos.flatten(2).transpose(1, 2)[0], persistent=False
