@@ -17,6 +17,7 @@ import time
 
 import numpy as np
 import torch
+from frames import moving_square
 
 from lmeec import Correspondence
 from lmeec.model.config import get_preset
@@ -41,19 +42,6 @@ class GlueOnly(Backend):
         return lambda: None
 
 
-def frames(n: int, seed: int = 0):
-    rng = np.random.default_rng(seed)
-    for t in range(n):
-        src = rng.integers(0, 90, (480, 480, 3), dtype=np.uint8)
-        tgt = rng.integers(0, 90, (270, 480, 3), dtype=np.uint8)
-        y, x = 100 + (5 * t) % 200, 80 + (7 * t) % 250
-        src[y : y + 120, x : x + 120] = (230, 40, 40)
-        tgt[100:140, 150 + (3 * t) % 200 : 190 + (3 * t) % 200] = (230, 40, 40)
-        mask = np.zeros((480, 480), bool)
-        mask[y : y + 120, x : x + 120] = True
-        yield src, mask, tgt
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--preset", default="t")
@@ -71,7 +59,7 @@ def main() -> int:
 
     glue = Pipeline(GlueOnly(preset, device))
     counter = AllocationCounter()
-    for t, (src, mask, tgt) in enumerate(frames(40)):
+    for t, (src, mask, tgt) in enumerate(moving_square(40)):
         if t >= WARMUP:
             with counter:
                 glue.step(src, mask, tgt)
@@ -84,7 +72,7 @@ def main() -> int:
     pipeline = Pipeline(TorchBackend(build_model(preset, seed=0, device=device)))
     pipeline.reset()
     allocated, latencies = [], []
-    for src, mask, tgt in frames(args.frames):
+    for src, mask, tgt in moving_square(args.frames):
         if cuda:
             start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
             start.record()
@@ -118,7 +106,7 @@ def main() -> int:
     reference = Correspondence(preset, seed=0, device="cpu")
     device_pipe = Pipeline(TorchBackend(build_model(preset, seed=0, device=device)))
     worst, equal = 0.0, 1.0
-    for src, mask, tgt in frames(12):
+    for src, mask, tgt in moving_square(12):
         a, b = reference.step(src, mask, tgt), device_pipe.step(src, mask, tgt)
         worst = max(worst, float(np.abs(a.logits - b.logits).max()))
         equal = min(equal, float((a.mask == b.mask).mean()))

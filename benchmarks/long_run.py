@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from frames import moving_square
 
 from lmeec.export.onnx import export_onnx
 from lmeec.model.network import build_model
@@ -48,14 +49,8 @@ def main() -> int:
             export_onnx(build_model(args.preset, seed=0), engines, checkpoint=None, seed=0, progress=False)
         pipeline = Pipeline(open_backend(args.backend, engines=engines))
         pipeline.reset()  # a live stream: no known length
-        rng = np.random.default_rng(0)
         counter, rss, latencies = AllocationCounter(), {}, []
-        for t in range(args.frames):
-            src = rng.integers(0, 256, (192, 192, 3), dtype=np.uint8)
-            tgt = rng.integers(0, 256, (108, 192, 3), dtype=np.uint8)
-            mask = np.zeros((192, 192), bool)
-            y, x = 20 + t % 100, 30 + (3 * t) % 100
-            mask[y : y + 60, x : x + 60] = True
+        for t, (src, mask, tgt) in enumerate(moving_square(args.frames, ego=192)):
             t0 = time.perf_counter()
             if t >= WARMUP:
                 with counter:

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from frames import moving_square
 
 from lmeec import Correspondence
 from lmeec.export.manifest import read_manifest
@@ -22,21 +23,6 @@ from lmeec.export.onnx import export_onnx
 from lmeec.model.network import build_model
 from lmeec.runtime.backend import open_backend
 from lmeec.runtime.pipeline import Pipeline
-
-
-def frames(n: int, seed: int = 0):
-    """An ego view (square) and an exo view (16:9) of a red square moving over textured noise."""
-    rng = np.random.default_rng(seed)
-    for t in range(n):
-        src = rng.integers(0, 90, (480, 480, 3), dtype=np.uint8)
-        tgt = rng.integers(0, 90, (270, 480, 3), dtype=np.uint8)
-        y, x = 100 + (5 * t) % 200, 80 + (7 * t) % 250
-        src[y : y + 120, x : x + 120] = (230, 40, 40)
-        tgt[100:140, 150 + (3 * t) % 200 : 190 + (3 * t) % 200] = (230, 40, 40)
-        mask = np.zeros((480, 480), bool)
-        if t not in (3, 9):
-            mask[y : y + 120, x : x + 120] = True
-        yield src, mask, tgt
 
 
 def main() -> int:
@@ -60,7 +46,7 @@ def main() -> int:
         print(
             f"{'frame':>5} {'banks':>5} {'max|dlogit|':>11} {'mask eq %':>9} {'vis':>5} {'ref ms':>7} {'eng ms':>7}"
         )
-        for src, mask, tgt in frames(args.frames):
+        for src, mask, tgt in moving_square(args.frames, empty=(3, 9)):
             t0 = time.perf_counter()
             a = reference.step(src, mask, tgt)
             t1 = time.perf_counter()

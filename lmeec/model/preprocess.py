@@ -64,6 +64,31 @@ def check_mask(mask: object, shape: tuple[int, int], what: str = "source mask") 
     return arr.astype(bool)
 
 
+def check_step(
+    source_frame: object, source_mask: object, target_frame: object
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """Validate one synchronised pair and its source mask (None or empty means: skip this frame)."""
+    source = check_frame(source_frame, "source frame")
+    target = check_frame(target_frame, "target frame")
+    return source, check_mask(source_mask, source.shape[:2]), target
+
+
+class FrameClock:
+    """Frame index of a take; refuses to run past a declared length."""
+
+    def __init__(self, num_frames: int | None = None) -> None:
+        if num_frames is not None and num_frames < 1:
+            raise ValueError(f"a take needs at least one frame, got num_frames={num_frames}")
+        self.num_frames, self.index = num_frames, 0
+
+    def advance(self) -> int:
+        """The index of the frame being processed (then the next one)."""
+        if self.num_frames is not None and self.index >= self.num_frames:
+            raise ValueError(f"the take was declared with {self.num_frames} frames; call reset() first")
+        self.index += 1
+        return self.index - 1
+
+
 def resize_frame(frame: np.ndarray, size: int) -> np.ndarray:
     """PIL bicubic resize to size×size on 8-bit RGB, returned as float32 in [0, 1] (HWC).
 

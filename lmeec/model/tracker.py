@@ -13,7 +13,7 @@ from lmeec.model.checkpoint import load_into
 from lmeec.model.config import Compression, Preset, SourceMask, get_preset
 from lmeec.model.memory import TakeMemory, temporal_indices
 from lmeec.model.network import LMEEC, build_model
-from lmeec.model.preprocess import check_frame, check_mask, encode_source_mask, frame_to_tensor, mask_to_input
+from lmeec.model.preprocess import FrameClock, check_step, encode_source_mask, frame_to_tensor, mask_to_input
 
 VISIBLE_AREA = 0.001  # research rule: visible if the mask covers more than 0.1 % of the frame
 
@@ -72,20 +72,18 @@ class Correspondence:
     def reset(self, num_frames: int | None = None) -> None:
         """Start a new take; pass its length when known (it sets the pointers' t_diff_max)."""
         self.memory = TakeMemory(self.preset.memory, num_frames)
-        self.frame_index = 0
+        self.clock = FrameClock(num_frames)
+
+    @property
+    def frame_index(self) -> int:
+        """Index of the next frame."""
+        return self.clock.index
 
     @torch.inference_mode()
     def step(self, source_frame: object, source_mask: object, target_frame: object) -> StepResult:
         """Process the next synchronised pair; frame t is skipped if its source mask is empty or None."""
-        source = check_frame(source_frame, "source frame")
-        target = check_frame(target_frame, "target frame")
-        mask = check_mask(source_mask, source.shape[:2])
-        t = self.frame_index
-        if self.memory.num_frames is not None and t >= self.memory.num_frames:
-            raise ValueError(
-                f"the take was declared with {self.memory.num_frames} frames; call reset() first"
-            )
-        self.frame_index += 1
+        source, mask, target = check_step(source_frame, source_mask, target_frame)
+        t = self.clock.advance()
         if mask is None or not mask.any():
             return StepResult(frame_index=t, skipped=True)
 

@@ -719,7 +719,7 @@ def run_benchmark(config: BenchConfig) -> BenchResult:
 
 def _weights(config: BenchConfig, engines: Path | None, cached: bool) -> str:
     if cached:
-        return f"RANDOM weights (seed {config.seed}, distinct per layer; cached export {engines})"
+        return f"RANDOM weights (seed {config.seed}; cached export {engines})"
     if config.checkpoint is not None:
         return f"checkpoint {config.checkpoint}"
     if engines is not None:

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from lmeec.model.preprocess import IMAGENET_MEAN, IMAGENET_STD, check_frame, check_mask
+from lmeec.model.preprocess import IMAGENET_MEAN, IMAGENET_STD, FrameClock, check_step
 from lmeec.model.tracker import VISIBLE_AREA, StepResult
 from lmeec.runtime.backend import Backend
 from lmeec.runtime.ring import BankRing
@@ -130,19 +130,18 @@ class Pipeline:
     def reset(self, num_frames: int | None = None) -> None:
         """Start a new take (pass its length when known, as for Correspondence)."""
         self.ring.reset(num_frames)
-        self.num_frames = num_frames
-        self.frame_index = 0
+        self.clock = FrameClock(num_frames)
         self.pending: int | None = None
+
+    @property
+    def frame_index(self) -> int:
+        """Index of the next frame."""
+        return self.clock.index
 
     @torch.inference_mode()
     def step(self, source_frame: object, source_mask: object, target_frame: object) -> StepResult:
-        source = check_frame(source_frame, "source frame")
-        target = check_frame(target_frame, "target frame")
-        mask = check_mask(source_mask, source.shape[:2])
-        t = self.frame_index
-        if self.num_frames is not None and t >= self.num_frames:
-            raise ValueError(f"the take was declared with {self.num_frames} frames; call reset() first")
-        self.frame_index += 1
+        source, mask, target = check_step(source_frame, source_mask, target_frame)
+        t = self.clock.advance()
         if mask is None or not mask.any():
             return StepResult(frame_index=t, skipped=True)
 
