@@ -20,7 +20,7 @@ from frames import moving_square
 
 from lmeec.export.onnx import export_onnx
 from lmeec.model.network import build_model
-from lmeec.runtime.alloc import AllocationCounter, resident_bytes
+from lmeec.runtime.alloc import AllocationCounter, rss_mb
 from lmeec.runtime.backend import open_backend
 from lmeec.runtime.pipeline import Pipeline
 
@@ -59,17 +59,17 @@ def main() -> int:
                 pipeline.step(src, mask, tgt)
             latencies.append(time.perf_counter() - t0)
             if t + 1 in (100, args.frames):
-                rss[t + 1] = resident_bytes()
+                rss[t + 1] = rss_mb()
             if (t + 1) % 250 == 0:
                 print(
-                    f"frame {t + 1:>6}: RSS {resident_bytes() / 2**20:8.1f} MiB, "
+                    f"frame {t + 1:>6}: RSS {rss_mb():8.1f} MiB, "
                     f"median step {1e3 * np.median(latencies[-250:]):7.1f} ms",
                     flush=True,
                 )
     first, last = rss[100], rss[args.frames]
     growth = 100.0 * (last - first) / first
     print(
-        f"resident memory at frame 100: {first / 2**20:.1f} MiB; at frame {args.frames}: {last / 2**20:.1f} MiB "
+        f"resident memory at frame 100: {first:.1f} MiB; at frame {args.frames}: {last:.1f} MiB "
         f"({growth:+.2f} %)"
     )
     print(

@@ -1,6 +1,8 @@
-"""Counting tensor allocations: proves that a steady-state step creates no new tensors."""
+"""Memory accounting: tensor allocations of a step (none in steady state) and resident memory."""
 
 from __future__ import annotations
+
+import os
 
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
@@ -27,12 +29,10 @@ class AllocationCounter(TorchDispatchMode):
         return out
 
 
-def resident_bytes() -> int:
-    """Resident set size of this process (Linux /proc; 0 where unavailable)."""
-    import os
-
+def rss_mb() -> float | None:
+    """Current resident set size of this process in MiB (None where /proc is absent)."""
     try:
-        with open("/proc/self/statm") as fp:
-            return int(fp.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except OSError:
-        return 0
+        with open("/proc/self/statm", "rb") as fp:
+            return int(fp.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError):
+        return None

@@ -36,6 +36,7 @@ import numpy as np
 import torch
 
 from lmeec.model.config import get_preset
+from lmeec.runtime.alloc import rss_mb
 from lmeec.runtime.pipeline import STAGE_SECTIONS, Pipeline
 
 STEP = "step"
@@ -164,17 +165,6 @@ def make_timer(device: torch.device) -> CpuSectionTimer | CudaEventTimer:
 
 
 # --- memory ---------------------------------------------------------------------------------------------
-
-_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
-
-
-def rss_mb() -> float | None:
-    """Current resident set size of this process in MiB (None where /proc is absent)."""
-    try:
-        with open("/proc/self/statm", "rb") as fp:
-            return int(fp.read().split()[1]) * _PAGE / 2**20
-    except OSError:
-        return None
 
 
 def peak_rss_mb() -> float:

@@ -7,11 +7,11 @@ import time
 import pytest
 import torch
 
+from lmeec.runtime.alloc import rss_mb
 from lmeec.runtime.bench import (
     BackendRun,
     CpuSectionTimer,
     growth_pct,
-    rss_mb,
     summarize,
     window_bounds,
 )
