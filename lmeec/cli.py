@@ -6,6 +6,8 @@ import argparse
 import importlib
 import sys
 
+from lmeec import __version__
+
 # verb -> module defining `add_parser(subparsers)`; each parser sets `func(args) -> int`.
 COMMANDS: dict[str, str] = {
     "demo": "lmeec.runtime.demo_cli",
@@ -24,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lmeec", description="LM-EEC ego-exo correspondence: reference, export, runtime, evaluation."
     )
+    parser.add_argument("--version", action="version", version=f"lmeec {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module_name in dict.fromkeys(COMMANDS.values()):
         try:
