@@ -42,9 +42,6 @@ from lmeec.runtime.pipeline import STAGE_SECTIONS, Pipeline
 STEP = "step"
 OTHER = "other"  # step time outside every stage section (Python glue between sections)
 FRAME_SOURCES = ("synth", "random")
-DEFAULT_CPU_PEAK_GFLOPS = (
-    300.0  # this project's 2-core reference CPU, FP32, 2 threads (an assumption, settable)
-)
 PERCENTILES = (50, 90, 99)
 
 
@@ -65,7 +62,7 @@ class BenchConfig:
     cache: Path | str | None = None  # engines and the synthetic take (default ~/.cache/lmeec)
     windows: int = 3  # flat-cost windows at start / middle / end
     window_fraction: float = 0.1  # each window's share of the measured frames
-    peak_gflops: float | None = None  # device peak for the cost model (CPU default: 300)
+    peak_gflops: float | None = None  # device peak for the cost model (default: measured FP32 matmul rate)
     reference_ms: float | None = None  # a stated (not measured here) reference time per frame
     ort_spinning: bool = False  # ONNX Runtime thread spin-waiting (off: see OrtBackend)
     progress: bool = True
@@ -684,10 +681,14 @@ def run_benchmark(config: BenchConfig) -> BenchResult:
 
     costmodel = None
     try:
-        from lmeec.runtime.costmodel import cost_table
+        from lmeec.runtime.costmodel import cost_table, measure_peak_gflops
 
-        peak = config.peak_gflops or (DEFAULT_CPU_PEAK_GFLOPS if device.type == "cpu" else None)
-        costmodel = cost_table(config.preset, engines, runs, peak, config.seed)
+        peak, note = (
+            (config.peak_gflops, "given (--peak-gflops)")
+            if config.peak_gflops
+            else measure_peak_gflops(device)
+        )
+        costmodel = cost_table(config.preset, engines, runs, peak, config.seed, note)
     except (ImportError, OSError, ValueError, RuntimeError) as exc:  # the timings stand without it
         log(f"cost model skipped: {exc}")
 

@@ -36,7 +36,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--peak-gflops",
         type=float,
-        help="device peak for the cost model (default 300 on the CPU: FP32, 2 threads)",
+        help="device peak GFLOP/s for the cost model (default: measured FP32 matrix-product rate here)",
     )
     p.add_argument(
         "--reference-ms", type=float, help="a stated reference ms/frame to print speed-ups against"

@@ -16,9 +16,11 @@ Tests check that they agree; a benchmark uses the ONNX count when it has an engi
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from lmeec.model.config import Preset, get_preset
 
@@ -233,8 +235,36 @@ def check_counts(counted: dict[str, int], preset: str | Preset) -> dict[str, dic
 # --- the table a benchmark reports ----------------------------------------------------------------------
 
 
+def measure_peak_gflops(device: torch.device, seconds: float = 0.5) -> tuple[float, str]:
+    """This device's FP32 matrix-product rate (square products, TF32 off): the default peak, and how it was got.
+
+    A measured rate keeps "% of peak" honest across machines; a datasheet figure can be given instead.
+    """
+    n = 2048 if device.type == "cpu" else 8192
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+    tf32 = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        a @ b  # warm-up
+        runs, start = 0, time.perf_counter()
+        while runs < 3 or time.perf_counter() - start < seconds:
+            a @ b
+            runs += 1
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+        rate = 2 * n**3 * runs / (time.perf_counter() - start) / 1e9
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+    return rate, f"measured: FP32 {n}x{n}x{n} matrix product, {torch.get_num_threads()} threads"
+
+
 def cost_table(
-    preset: str, engines: Path | None, runs: dict, peak_gflops: float | None, seed: int = 0
+    preset: str,
+    engines: Path | None,
+    runs: dict,
+    peak_gflops: float | None,
+    seed: int = 0,
+    peak_note: str = "given (--peak-gflops)",
 ) -> dict:
     """Per section: GFLOP per frame, ideal ms at `peak_gflops`, and per backend the achieved GFLOP/s
     and fraction of the peak at the measured median (p50)."""
@@ -280,7 +310,7 @@ def cost_table(
     return {
         "source": source,
         "peak_gflops": peak_gflops,
-        "peak_note": "assumed device peak (--peak-gflops), not a measurement",
+        "peak_note": peak_note,
         "flop_rule": "2 per multiply-add over MatMul/Gemm/Conv/ConvTranspose; element-wise ops not counted",
         "sections": sections,
         "step": step,

@@ -23,7 +23,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     demo.add_argument("--device", default="cpu")
     demo.add_argument("--cache", help="cache for the take and the export (default ~/.cache/lmeec)")
     demo.add_argument(
-        "--peak-gflops", type=float, help="device peak for the %% of peak column (CPU default 300)"
+        "--peak-gflops",
+        type=float,
+        help="device peak GFLOP/s for the %% of peak column (default: measured here)",
     )
     demo.set_defaults(func=cmd_demo)
 
@@ -34,13 +36,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from lmeec.eval.synth import SynthConfig, load_synth, synthesize
     from lmeec.runtime.backend import open_backend
     from lmeec.runtime.bench import (
-        DEFAULT_CPU_PEAK_GFLOPS,
         STEP,
         MeasuredPipeline,
         default_cache,
         ensure_engines,
     )
-    from lmeec.runtime.costmodel import cost_table
+    from lmeec.runtime.costmodel import cost_table, measure_peak_gflops
     from lmeec.runtime.report import stage_table
 
     if args.frames < 1:
@@ -98,8 +99,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print("no frame had a source mask: nothing was timed")
         return 1
     run.finish(windows=1, fraction=1.0)
-    peak = args.peak_gflops or (DEFAULT_CPU_PEAK_GFLOPS if device.type == "cpu" else None)
-    costmodel = cost_table(args.preset, engines, {"ort": run}, peak)
+    peak, note = (
+        (args.peak_gflops, "given (--peak-gflops)") if args.peak_gflops else measure_peak_gflops(device)
+    )
+    costmodel = cost_table(args.preset, engines, {"ort": run}, peak, peak_note=note)
     print()
     print(stage_table(run, costmodel))
     print(

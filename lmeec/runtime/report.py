@@ -165,7 +165,7 @@ def costmodel_notes(result: BenchResult) -> str:
     peak = cm["peak_gflops"]
     lines = [
         f"cost model: FLOPs from {cm['source']}; {cm['flop_rule']}",
-        f"  peak {peak:g} GFLOP/s ({cm['peak_note']})" if peak else "  no peak rate given (--peak-gflops)",
+        f"  peak {peak:.0f} GFLOP/s ({cm['peak_note']})" if peak else "  no peak rate given (--peak-gflops)",
     ]
     checks = cm.get("checks") or {}
     if checks:
@@ -389,7 +389,7 @@ def write_plot(result: BenchResult, path: Path | str) -> Path:
             fontsize=8,
         )
         ax.invert_yaxis()
-        ax.set_xlabel(f"% of assumed peak ({cm['peak_gflops']:g} GFLOP/s) at p50")
+        ax.set_xlabel(f"% of peak ({cm['peak_gflops']:.0f} GFLOP/s, {cm['peak_note'].split(':')[0]}) at p50")
         ax.set_title("achieved fraction of peak")
         ax.legend(fontsize=8)
     else:
