@@ -86,3 +86,23 @@ def test_nearest_resize_matches_opencv():
         dst = eval_shape(*src)
         ref = cv2.resize(m.astype(np.uint8), (dst[1], dst[0]), interpolation=cv2.INTER_NEAREST).astype(bool)
         assert np.array_equal(resize_nearest(m, dst), ref)
+
+
+def test_atomic_writes_leave_no_temp_files_and_usual_permissions(tmp_path):
+    import os
+
+    import pytest
+
+    from lmeec.files import atomic_dir, atomic_write_bytes
+
+    path = atomic_write_bytes(tmp_path / "a.bin", b"x")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~mask
+    with pytest.raises(RuntimeError), atomic_dir(tmp_path / "out") as tmp:
+        (tmp / "half.txt").write_text("half")
+        raise RuntimeError("interrupted")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.bin"]  # nothing half-written is left
+    with atomic_dir(tmp_path / "out") as tmp:
+        (tmp / "done.txt").write_text("done")
+    assert (tmp_path / "out").stat().st_mode & 0o777 == 0o777 & ~mask
