@@ -104,3 +104,33 @@ def test_altered_engine_or_shapes_are_refused(engines_copy):
     (engines_copy / "manifest.json").write_text("{")
     with pytest.raises(ValueError, match="not valid JSON"):
         open_backend("ort", engines=engines_copy)
+
+
+def test_run_one_take_from_video_files(test_engines, tmp_path):
+    cv2 = pytest.importorskip("cv2")
+    rng = np.random.default_rng(1)
+    writers = {
+        name: cv2.VideoWriter(str(tmp_path / f"{name}.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 1, size)
+        for name, size in (("src", (96, 96)), ("tgt", (96, 54)))
+    }
+    (tmp_path / "masks").mkdir()
+    for t in range(3):
+        src, mask, tgt = synthetic_pair(rng, t)
+        writers["src"].write(np.ascontiguousarray(src[..., ::-1]))
+        writers["tgt"].write(np.ascontiguousarray(tgt[..., ::-1]))
+        Image.fromarray(mask.astype(np.uint8) * 255).save(tmp_path / "masks" / f"{t:06d}.png")
+    for w in writers.values():
+        w.release()
+    args = ["run", "--engines", str(test_engines), "--source", str(tmp_path / "src.avi"), "--no-png"]
+    args += [
+        "--source-masks",
+        str(tmp_path / "masks"),
+        "--target",
+        str(tmp_path / "tgt.avi"),
+        "--out",
+        str(tmp_path / "o"),
+    ]
+    assert main(args) == 0
+    frames = json.loads((tmp_path / "o" / "predictions.json").read_text())["frames"]
+    assert list(frames) == ["000000", "000001", "000002"]
+    assert all(not f["skipped"] and f["mask"]["size"] == [54, 96] for f in frames.values())
