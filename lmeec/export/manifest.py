@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import platform
+import warnings
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -120,6 +121,13 @@ def check_manifest(
 ) -> None:
     """Refuse a folder whose files, preset or graph shapes disagree with this lmeec's stages."""
     folder = Path(folder)
+    here = library_versions(("lmeec",))["lmeec"]
+    if manifest.versions.get("lmeec") != here:
+        warnings.warn(
+            f"{folder}: exported by lmeec {manifest.versions.get('lmeec')}, running {here}; "
+            "the graph contracts below are checked, re-export if results differ",
+            stacklevel=2,
+        )
     if preset is not None and get_preset(preset).name != manifest.preset:
         raise ValueError(f"{folder}: engines were exported for preset {manifest.preset!r}, not {preset!r}")
     expected = _expected_specs(manifest.preset_config)

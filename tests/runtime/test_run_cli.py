@@ -134,3 +134,11 @@ def test_run_one_take_from_video_files(test_engines, tmp_path):
     frames = json.loads((tmp_path / "o" / "predictions.json").read_text())["frames"]
     assert list(frames) == ["000000", "000001", "000002"]
     assert all(not f["skipped"] and f["mask"]["size"] == [54, 96] for f in frames.values())
+
+
+def test_engines_from_another_lmeec_version_warn(engines_copy):
+    manifest = json.loads((engines_copy / "manifest.json").read_text())
+    manifest["versions"]["lmeec"] = "0.0.1"
+    (engines_copy / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.warns(UserWarning, match="exported by lmeec 0.0.1"):
+        open_backend("ort", engines=engines_copy)
