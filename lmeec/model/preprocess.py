@@ -89,16 +89,20 @@ class FrameClock:
         return self.index - 1
 
 
-def resize_frame(frame: np.ndarray, size: int) -> np.ndarray:
-    """PIL bicubic resize to size×size on 8-bit RGB, returned as float32 in [0, 1] (HWC).
+def resize_rgb8(frame: np.ndarray, size: int) -> np.ndarray:
+    """PIL bicubic resize to size×size on 8-bit RGB (uint8 HWC), ignoring the aspect ratio.
 
     Float frames are rounded to 8 bits first: PIL's 8-bit bicubic (clipped between its two passes) is the
     path the research code and its checkpoints saw, and a float frame made from uint8 then gives the same input.
     """
     if frame.dtype != np.uint8:
         frame = np.round(frame * 255.0).astype(np.uint8)
-    resized = Image.fromarray(frame).resize((size, size), Image.BICUBIC)
-    return np.asarray(resized, dtype=np.float32) / 255.0
+    return np.asarray(Image.fromarray(frame).resize((size, size), Image.BICUBIC))
+
+
+def resize_frame(frame: np.ndarray, size: int) -> np.ndarray:
+    """`resize_rgb8` as float32 in [0, 1] (HWC)."""
+    return resize_rgb8(frame, size).astype(np.float32) / 255.0
 
 
 def normalize(images: Tensor) -> Tensor:

@@ -15,9 +15,8 @@ from contextlib import AbstractContextManager, nullcontext
 
 import numpy as np
 import torch
-from PIL import Image
 
-from lmeec.model.preprocess import IMAGENET_MEAN, IMAGENET_STD, FrameClock, check_step
+from lmeec.model.preprocess import IMAGENET_MEAN, IMAGENET_STD, FrameClock, check_step, resize_rgb8
 from lmeec.model.tracker import VISIBLE_AREA, StepResult
 from lmeec.runtime.backend import Backend
 from lmeec.runtime.ring import BankRing
@@ -188,9 +187,7 @@ class Pipeline:
         ):
             self._sizes = _SizeBuffers(source.shape[:2], target.shape[:2], self.device)
         for i, frame in enumerate((source, target)):
-            if frame.dtype != np.uint8:
-                frame = np.round(frame * 255.0).astype(np.uint8)
-            self._frame_host[i].numpy()[:] = np.asarray(Image.fromarray(frame).resize((s, s), Image.BICUBIC))
+            self._frame_host[i].numpy()[:] = resize_rgb8(frame, s)
         self.images.copy_(self._frame_host.permute(0, 3, 1, 2), non_blocking=True)
         self.images.div_(255.0).sub_(self._mean).div_(self._std)
         sizes = self._sizes
