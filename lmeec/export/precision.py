@@ -26,7 +26,7 @@ Consumers:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -255,10 +255,6 @@ class Fp16Stats:
         else:
             self._max[stage], self._over[stage] = m, over
 
-    @property
-    def max_abs(self) -> dict[str, float]:
-        return {s: float(v) for s, v in self._max.items()}
-
     def to_json(self) -> dict:
         out = {}
         for s in sorted(set(self._max) | set(self.fp16_calls)):
@@ -370,8 +366,3 @@ class PolicyMode(TorchFunctionMode):
             scores = scores + attn_mask.float()
         probs = torch.softmax(scores, dim=-1)
         return self._out(self._h(probs) @ self._h(v))
-
-
-def covered_functions() -> Iterable:
-    """Torch functions the policy treats as FP16 ops (for tests and docs)."""
-    return sorted(f.__name__ for f in _LINEAR | _CONV | _MATMUL | _SDPA)
