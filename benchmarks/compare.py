@@ -3,7 +3,7 @@
     python benchmarks/compare.py --preset test --frames 200            # torch vs ort, the test preset
     python benchmarks/compare.py --preset b+ --frames 20 --threads 2   # the paper's model on this CPU
 
-Prints both stage tables and their ratios; writes bench.json (see bench_result.schema.json), frames.csv,
+Prints both stage tables and their ratios; writes bench.json (see lmeec/bench/bench_result.schema.json), frames.csv,
 stages.csv and bench.png into --out.
 """
 
@@ -12,8 +12,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from lmeec.runtime.bench import BenchConfig, run_benchmark
-from lmeec.runtime.report import format_report, write_outputs
+from lmeec.bench.report import format_report, write_outputs
+from lmeec.bench.runner import BenchConfig, run_benchmark
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -24,8 +24,8 @@ from lmeec.model.config import get_preset
 from lmeec.model.network import build_model
 from lmeec.runtime.alloc import AllocationCounter
 from lmeec.runtime.backend import Backend
+from lmeec.runtime.backends.torch import TorchBackend
 from lmeec.runtime.pipeline import Pipeline
-from lmeec.runtime.torch_backend import TorchBackend
 
 WARMUP = 20
 

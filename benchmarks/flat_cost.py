@@ -13,8 +13,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from lmeec.runtime.bench import BenchConfig, run_benchmark
-from lmeec.runtime.report import flat_cost_table, format_report, write_outputs
+from lmeec.bench.report import flat_cost_table, format_report, write_outputs
+from lmeec.bench.runner import BenchConfig, run_benchmark
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -24,8 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
+from lmeec.bench.precision import format_report, latency, validate  # noqa: E402
 from lmeec.files import atomic_write_json  # noqa: E402
-from lmeec.runtime.precision_check import format_report, latency, validate  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

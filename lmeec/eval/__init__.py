@@ -1,1 +1,5 @@
-"""EgoExo4D correspondence: data formats, metrics, synthetic takes and baselines."""
+"""EgoExo4D correspondence: data formats, metrics, submissions, synthetic takes and baselines.
+
+Independent of the model and the runtime (imports only `lmeec.files`, never torch or sam2), so scoring runs
+anywhere; `lmeec.cli` joins it to the runtime.
+"""

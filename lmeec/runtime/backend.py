@@ -6,6 +6,7 @@ take; it returns a no-argument runner, so a step only launches work (no re-bindi
 
 from __future__ import annotations
 
+import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from pathlib import Path
@@ -16,7 +17,15 @@ from torch import Tensor
 from lmeec.model.config import Preset
 
 Runner = Callable[[], None]
-BACKENDS = ("torch", "ort", "trt")
+
+# The registry: backend name -> "module:class", imported on first use, so this interface module never imports
+# the concrete backends that import it (and `ort` needs no TensorRT, `trt` no ONNX Runtime).
+REGISTRY: dict[str, str] = {
+    "torch": "lmeec.runtime.backends.torch:TorchBackend",
+    "ort": "lmeec.runtime.backends.ort:OrtBackend",
+    "trt": "lmeec.runtime.backends.trt:TrtBackend",
+}
+BACKENDS = tuple(REGISTRY)
 
 
 class Backend(ABC):
@@ -57,6 +66,14 @@ def check_bindings(
             raise ValueError(f"{graph}.{spec.name}: buffer must be contiguous on {device}")
 
 
+def backend_class(kind: str) -> type[Backend]:
+    """The registered backend class for a name (imported now)."""
+    if kind not in REGISTRY:
+        raise ValueError(f"unknown backend {kind!r}; choose one of {', '.join(BACKENDS)}")
+    module, cls = REGISTRY[kind].split(":")
+    return getattr(importlib.import_module(module), cls)
+
+
 def open_backend(
     kind: str,
     *,
@@ -70,25 +87,16 @@ def open_backend(
     ort_spinning: bool = False,
 ) -> Backend:
     """Open a backend by name: `torch` (reference stages), `ort` (ONNX Runtime), `trt` (TensorRT plans)."""
+    cls = backend_class(kind)
     device = torch.device(device)
     if threads is not None:
         torch.set_num_threads(threads)
     if kind == "torch":
-        from lmeec.runtime.torch_backend import TorchBackend
-
-        return TorchBackend.create(
-            engines=engines, preset=preset, checkpoint=checkpoint, seed=seed, device=device
-        )
+        return cls.create(engines=engines, preset=preset, checkpoint=checkpoint, seed=seed, device=device)
     if engines is None:
         raise ValueError(f"backend {kind!r} needs --engines DIR (an exported engine folder)")
     if kind == "ort":
-        from lmeec.runtime.ort_backend import OrtBackend
-
-        return OrtBackend(
+        return cls(
             engines, preset=preset, device=device, threads=threads, providers=providers, spinning=ort_spinning
         )
-    if kind == "trt":
-        from lmeec.runtime.trt_backend import TrtBackend
-
-        return TrtBackend(engines, preset=preset, device=device)
-    raise ValueError(f"unknown backend {kind!r}; choose one of {', '.join(BACKENDS)}")
+    return cls(engines, preset=preset, device=device)

@@ -7,7 +7,7 @@ import pytest
 
 @pytest.fixture(scope="session")
 def bench_cache(tmp_path_factory):
-    from lmeec.runtime.bench import ensure_engines
+    from lmeec.bench.inputs import ensure_engines
 
     cache = tmp_path_factory.mktemp("lmeec-cache")
     ensure_engines("test", 0, cache, log=lambda msg: None, progress=False, simplify=False)  # ~10 s
@@ -19,4 +19,6 @@ def schema():
     import json
     from pathlib import Path
 
-    return json.loads((Path(__file__).parents[2] / "benchmarks" / "bench_result.schema.json").read_text())
+    return json.loads(
+        (Path(__file__).parents[2] / "lmeec" / "bench" / "bench_result.schema.json").read_text()
+    )

@@ -13,8 +13,9 @@ from lmeec.runtime.pipeline import STAGE_SECTIONS
 
 
 def test_api_torch_run_writes_valid_json_csv_png(tmp_path, bench_cache, schema):
-    from lmeec.runtime.bench import BenchConfig, engines_cache_dir, run_benchmark
-    from lmeec.runtime.report import format_report, write_outputs
+    from lmeec.bench.inputs import engines_cache_dir
+    from lmeec.bench.report import format_report, write_outputs
+    from lmeec.bench.runner import BenchConfig, run_benchmark
 
     engines = engines_cache_dir(bench_cache, "test", 0)
     config = BenchConfig(

@@ -7,14 +7,9 @@ import time
 import pytest
 import torch
 
+from lmeec.bench.runner import BackendRun, growth_pct, summarize, window_bounds
+from lmeec.bench.timers import CpuSectionTimer
 from lmeec.runtime.alloc import rss_mb
-from lmeec.runtime.bench import (
-    BackendRun,
-    CpuSectionTimer,
-    growth_pct,
-    summarize,
-    window_bounds,
-)
 
 
 def test_cpu_timer_accumulates_sections_and_resets_per_step():
@@ -68,9 +63,9 @@ def test_rss_is_read():
 
 def test_flops_onnx_torch_and_closed_form_agree(tmp_path, test_model):
     """MV-MoE and both memory attentions: ONNX graph count == torch FlopCounterMode == closed form."""
+    from lmeec.bench.costmodel import analytic_flops, onnx_flops, torch_flops
     from lmeec.export.onnx import export_stage
     from lmeec.model.stages import build_stages
-    from lmeec.runtime.costmodel import analytic_flops, onnx_flops, torch_flops
 
     names = ("moe_fusion", "memory_attention_view", "memory_attention_bank")
     stages = build_stages(test_model)
@@ -87,7 +82,7 @@ def test_flops_onnx_torch_and_closed_form_agree(tmp_path, test_model):
 @pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_event_timer_times_queued_work():
-    from lmeec.runtime.bench import CudaEventTimer
+    from lmeec.bench.timers import CudaEventTimer
 
     device = torch.device("cuda")
     timer = CudaEventTimer(device)

@@ -194,6 +194,6 @@ def test_malformed_annotations_name_the_place(tmp_path, synth_root, capsys):
 
 
 def test_eval_package_does_not_import_torch():
-    code = "import sys, lmeec.eval.cli; print('torch' in sys.modules, 'sam2' in sys.modules)"
+    code = "import sys, lmeec.cli.eval, lmeec.cli.data; print('torch' in sys.modules, 'sam2' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]

@@ -92,7 +92,7 @@ def test_source_mask_fix_option_matches_between_reference_and_pipeline():
     """The sam2 source-mask encoding (±10 logits) is an option; both implementations honour it."""
     from lmeec.model.config import get_preset
     from lmeec.model.network import build_model
-    from lmeec.runtime.torch_backend import TorchBackend
+    from lmeec.runtime.backends.torch import TorchBackend
 
     research = Correspondence("test", seed=0)
     fixed = Correspondence("test", seed=0, source_mask="sam2")

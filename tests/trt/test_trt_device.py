@@ -17,7 +17,7 @@ needs_trt = pytest.mark.skipif(
 @pytest.mark.cuda
 @needs_cuda
 def test_native_fp16_policy_gates_on_cuda():
-    from lmeec.runtime.precision_check import validate
+    from lmeec.bench.precision import validate
 
     rep = validate("test", frames=5, device="cuda", native=True)
     assert rep["pass"], rep["gates"]
@@ -28,10 +28,10 @@ def test_native_fp16_policy_gates_on_cuda():
 @needs_cuda
 @needs_trt
 def test_trt_build_and_check_end_to_end(tmp_path, test_model):
+    from lmeec.cli.check import add_parser  # noqa: F401  (import check)
     from lmeec.export.onnx import export_onnx
     from lmeec.export.trt import build_trt
-    from lmeec.runtime.check_cli import add_parser  # noqa: F401  (import check)
-    from lmeec.runtime.trt_backend import TrtBackend
+    from lmeec.runtime.backends.trt import TrtBackend
 
     export_onnx(test_model, tmp_path / "onnx", None, seed=0, progress=False)
     build_trt(tmp_path / "onnx", tmp_path / "plans", fp16=True, progress=False)
@@ -48,13 +48,13 @@ def test_ort_cuda_provider_options():
     ort = pytest.importorskip("onnxruntime")
     if "CUDAExecutionProvider" not in ort.get_available_providers():
         pytest.skip("needs onnxruntime-gpu (CUDAExecutionProvider absent)")
-    from lmeec.runtime.ort_backend import tensorrt_provider_options
+    from lmeec.runtime.backends.ort import tensorrt_provider_options
 
     assert tensorrt_provider_options(0, fp16=True)["trt_fp16_enable"] is True
 
 
 def test_provider_options_and_cpu_refusal(tmp_path):
-    from lmeec.runtime.ort_backend import cuda_provider_options, tensorrt_provider_options
+    from lmeec.runtime.backends.ort import cuda_provider_options, tensorrt_provider_options
 
     opts = tensorrt_provider_options(1, fp16=True, cache_dir=tmp_path / "c", workspace_mb=256)
     assert opts["trt_engine_cache_enable"] and opts["trt_engine_cache_path"] == str(tmp_path / "c")
@@ -64,7 +64,7 @@ def test_provider_options_and_cpu_refusal(tmp_path):
 
 
 def test_ort_gpu_providers_need_a_cuda_device(fake_export):
-    from lmeec.runtime.ort_backend import OrtBackend
+    from lmeec.runtime.backends.ort import OrtBackend
 
     with pytest.raises(ValueError, match="CUDA device"):
         OrtBackend(fake_export, device=torch.device("cpu"), providers=["tensorrt"])

@@ -1,6 +1,6 @@
 """Latency and memory benchmark of the runtime `Pipeline`: per stage, per frame, one or two backends.
 
->>> from lmeec.runtime.bench import BenchConfig, run_benchmark
+>>> from lmeec.bench.runner import BenchConfig, run_benchmark
 >>> result = run_benchmark(BenchConfig(preset="test", backends=("torch", "ort"), frames=50))
 >>> result.runs["ort"].summary["step"]["p50"]
 
@@ -20,21 +20,18 @@ on comparing two noisy runs taken at different times.
 from __future__ import annotations
 
 import gc
-import os
-import platform
-import resource
-import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from lmeec.bench.environment import environment
+from lmeec.bench.inputs import Frame, default_cache, ensure_engines, random_frames, synth_frames
+from lmeec.bench.timers import make_timer, peak_rss_mb
 from lmeec.model.config import get_preset
 from lmeec.runtime.alloc import rss_mb
 from lmeec.runtime.pipeline import STAGE_SECTIONS, Pipeline
@@ -86,206 +83,7 @@ class BenchConfig:
             raise ValueError("--peak-gflops must be positive")
 
 
-# --- timers ---------------------------------------------------------------------------------------------
-
-
-class CpuSectionTimer:
-    """Stage sections timed with the monotonic `perf_counter_ns` (host work is synchronous on the CPU)."""
-
-    clock = "cpu perf_counter_ns"
-
-    def __init__(self) -> None:
-        self._times: dict[str, float] = {}
-
-    def start_step(self) -> None:
-        self._times = {}
-
-    @contextmanager
-    def section(self, name: str) -> Iterator[None]:
-        t0 = time.perf_counter_ns()
-        try:
-            yield
-        finally:
-            self._times[name] = self._times.get(name, 0.0) + (time.perf_counter_ns() - t0) / 1e6
-
-    def finish_step(self) -> dict[str, float]:
-        """Milliseconds per section that ran in this step."""
-        return self._times
-
-
-class CudaEventTimer:
-    """Stage sections timed with CUDA events on the current stream, read after the step synchronised.
-
-    Events are allocated once per section name and reused, so timing adds no allocation and no
-    synchronisation inside a step; `finish_step` waits for each end event before reading it.
-    """
-
-    clock = "cuda events"
-
-    def __init__(self, device: torch.device) -> None:
-        self.device = device
-        self._events: dict[str, tuple[torch.cuda.Event, torch.cuda.Event]] = {}
-        self._order: list[str] = []
-
-    def _pair(self, name: str) -> tuple[torch.cuda.Event, torch.cuda.Event]:
-        if name not in self._events:
-            self._events[name] = (torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True))
-        return self._events[name]
-
-    def start_step(self) -> None:
-        self._order = []
-
-    @contextmanager
-    def section(self, name: str) -> Iterator[None]:
-        if name in self._order:
-            raise RuntimeError(f"section {name!r} entered twice in one step")
-        start, end = self._pair(name)
-        stream = torch.cuda.current_stream(self.device)
-        start.record(stream)
-        try:
-            yield
-        finally:
-            end.record(stream)
-            self._order.append(name)
-
-    def finish_step(self) -> dict[str, float]:
-        out = {}
-        for name in self._order:
-            start, end = self._events[name]
-            end.synchronize()
-            out[name] = float(start.elapsed_time(end))
-        return out
-
-
-def make_timer(device: torch.device) -> CpuSectionTimer | CudaEventTimer:
-    return CudaEventTimer(device) if device.type == "cuda" else CpuSectionTimer()
-
-
-# --- memory ---------------------------------------------------------------------------------------------
-
-
-def peak_rss_mb() -> float:
-    """Peak resident set size of this process so far, in MiB (getrusage: KiB on Linux, bytes on macOS)."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10
-
-
-# --- frames ---------------------------------------------------------------------------------------------
-
-Frame = tuple[np.ndarray, np.ndarray, np.ndarray]  # source RGB, source mask, target RGB
-
-
-@dataclass
-class FrameSource:
-    """A small set of frames held in memory and cycled, so that reading frames costs nothing in the loop."""
-
-    frames: list[Frame]
-    description: dict
-
-    def __getitem__(self, index: int) -> Frame:
-        return self.frames[index % len(self.frames)]
-
-
-def default_cache() -> Path:
-    return Path(os.environ.get("LMEEC_CACHE_DIR") or Path.home() / ".cache" / "lmeec")
-
-
-def synth_frames(cache: Path, seed: int = 0, frames: int = 12) -> FrameSource:
-    """Frames of one synthetic ego-exo take (rendered once into the cache): those with a source mask."""
-    from lmeec.eval.synth import SynthConfig, load_synth, synthesize
-
-    config = SynthConfig(takes=1, frames=frames, seed=seed)
-    root = cache / "synth" / f"take1-f{frames}-s{config.scale}-seed{seed}"
-    if not (root / "relations_synth.json").is_file():
-        synthesize(root, config)
-    units = list(load_synth(root).units("ego-exo"))
-    if not units:
-        raise RuntimeError(f"{root}: the synthetic take has no ego-exo unit")
-    unit = max(units, key=lambda u: len(u.query.masks))
-    kept = [
-        (f.source_rgb, f.source_mask, f.target_rgb)
-        for f in unit.frames(all_frames=True)
-        if f.source_mask is not None and f.source_mask.any()
-    ]
-    if not kept:
-        raise RuntimeError(f"{root}: no frame of {unit.obj} has a source mask")
-    src, _, tgt = kept[0]
-    return FrameSource(
-        kept,
-        {
-            "source": "synth",
-            "path": str(root),
-            "object": unit.obj,
-            "distinct_frames": len(kept),
-            "source_hw": list(src.shape[:2]),
-            "target_hw": list(tgt.shape[:2]),
-        },
-    )
-
-
-def random_frames(
-    seed: int = 0, count: int = 8, source_hw: tuple[int, int] = (352, 352), target_hw=(540, 960)
-) -> FrameSource:
-    """Noise frames at the synthetic take's sizes, each with an elliptic source mask (~8 % of the frame)."""
-    rng = np.random.default_rng(seed)
-    frames = []
-    yy, xx = np.mgrid[: source_hw[0], : source_hw[1]]
-    for _ in range(count):
-        src = rng.integers(0, 256, (*source_hw, 3), dtype=np.uint8)
-        tgt = rng.integers(0, 256, (*target_hw, 3), dtype=np.uint8)
-        cy, cx = rng.uniform(0.3, 0.7, 2) * np.array(source_hw)
-        ry, rx = rng.uniform(0.12, 0.2, 2) * np.array(source_hw)
-        mask = ((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 <= 1
-        frames.append((src, mask, tgt))
-    return FrameSource(
-        frames,
-        {
-            "source": "random",
-            "seed": seed,
-            "distinct_frames": count,
-            "source_hw": list(source_hw),
-            "target_hw": list(target_hw),
-        },
-    )
-
-
-# --- backends -------------------------------------------------------------------------------------------
-
-
-def engines_cache_dir(cache: Path, preset: str, seed: int) -> Path:
-    return cache / "engines" / f"{get_preset(preset).name}-seed{seed}"
-
-
-def ensure_engines(
-    preset: str,
-    seed: int,
-    cache: Path,
-    log: Callable[[str], None],
-    progress: bool = True,
-    simplify: bool = True,
-) -> tuple[Path, Path]:
-    """The cached ONNX export of `preset` with RANDOM weights of `seed` and the
-    checkpoint it was exported from (for the torch backend); both are made on first use."""
-    from lmeec.model.checkpoint import load_into, save_checkpoint
-    from lmeec.model.network import build_model
-
-    folder = engines_cache_dir(cache, preset, seed)
-    checkpoint = folder.with_name(folder.name + ".pt")
-    if (folder / "manifest.json").is_file() and checkpoint.is_file():
-        log(f"engines: {folder} (cached export of RANDOM weights, seed {seed})")
-        return folder, checkpoint
-    from lmeec.export.onnx import export_onnx
-
-    log(
-        f"engines: exporting preset {preset} with RANDOM weights (seed {seed}) to {folder} "
-        "(once; minutes for the large presets). Timings are representative, masks are NOT meaningful: "
-        "pass --engines DIR (and --checkpoint FILE) for trained weights"
-    )
-    model = build_model(preset, seed=seed)
-    save_checkpoint(model, checkpoint)
-    ckpt = load_into(model, checkpoint)
-    export_onnx(model, folder, ckpt, simplify=simplify, progress=progress, overwrite=True)
-    return folder, checkpoint
+# --- backends --------------------------------------------------------------------------------------------
 
 
 def _open(kind: str, config: BenchConfig, engines: Path | None, checkpoint: Path | None):
@@ -294,7 +92,7 @@ def _open(kind: str, config: BenchConfig, engines: Path | None, checkpoint: Path
     device = torch.device(config.device)
     if kind == "ort" and device.type == "cuda":
         # Run ONNX Runtime on torch's current stream so that the section events time its kernels.
-        from lmeec.runtime.ort_backend import OrtBackend
+        from lmeec.runtime.backends.ort import OrtBackend
 
         stream = torch.cuda.current_stream(device).cuda_stream
         return OrtBackend(
@@ -453,82 +251,6 @@ def _round(obj, digits: int = 4):
     return obj
 
 
-# --- environment ----------------------------------------------------------------------------------------
-
-
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as fp:
-            for line in fp:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def _git_commit() -> dict:
-    root = Path(__file__).resolve().parents[2]
-    try:
-        commit = subprocess.run(
-            ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return {"commit": None, "dirty": None}
-    return {"commit": commit or None, "dirty": bool(dirty) if commit else None}
-
-
-def environment(device: torch.device) -> dict:
-    from lmeec.export.manifest import library_versions
-
-    env = {
-        "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
-        "hostname": platform.node(),
-        "platform": platform.platform(),
-        "cpu": _cpu_model(),
-        "cpu_count": os.cpu_count(),
-        "cpu_affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
-        "torch_threads": torch.get_num_threads(),
-        "torch_interop_threads": torch.get_num_interop_threads(),
-        "env_threads": {
-            k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS") if k in os.environ
-        },
-        "versions": library_versions(("lmeec", "torch", "sam2", "onnx", "onnxruntime", "numpy", "tensorrt")),
-        "git": _git_commit(),
-        "gpu": None,
-    }
-    if device.type == "cuda":
-        props = torch.cuda.get_device_properties(device)
-        env["gpu"] = {
-            "name": props.name,
-            "memory_mb": props.total_memory / 2**20,
-            "capability": f"{props.major}.{props.minor}",
-            "cuda": torch.version.cuda,
-            "driver": _nvidia_driver(),
-        }
-    return env
-
-
-def _nvidia_driver() -> str | None:
-    try:
-        out = subprocess.run(
-            ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-        )
-        return out.stdout.strip().splitlines()[0] if out.returncode == 0 and out.stdout.strip() else None
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
 # --- the run --------------------------------------------------------------------------------------------
 
 
@@ -681,7 +403,7 @@ def run_benchmark(config: BenchConfig) -> BenchResult:
 
     costmodel = None
     try:
-        from lmeec.runtime.costmodel import cost_table, measure_peak_gflops
+        from lmeec.bench.costmodel import cost_table, measure_peak_gflops
 
         peak, note = (
             (config.peak_gflops, "given (--peak-gflops)")

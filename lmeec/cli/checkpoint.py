@@ -1,5 +1,4 @@
-"""`lmeec checkpoint …`: checkpoints of the reference model from the command line (`lmeec demo` lives in
-lmeec.runtime.demo_cli)."""
+"""`lmeec checkpoint …`: inspect a checkpoint, or write a seeded random-weight one for tests and demos."""
 
 from __future__ import annotations
 

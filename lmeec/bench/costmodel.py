@@ -257,7 +257,7 @@ def measure_peak_gflops(device: torch.device, repeats: int = 7) -> tuple[float, 
     finally:
         torch.backends.cuda.matmul.allow_tf32 = tf32
     return (
-        2 * n** 3 / best / 1e9,
+        2 * n**3 / best / 1e9,
         f"measured: best FP32 {n}x{n}x{n} matrix product, {torch.get_num_threads()} threads",
     )
 

@@ -1,4 +1,4 @@
-"""`lmeec data` (synthetic takes, baseline predictions) and `lmeec eval` (score a submission)."""
+"""`lmeec data`: synthetic takes in the EgoExo4D formats, and sanity-baseline predictions."""
 
 from __future__ import annotations
 
@@ -7,12 +7,10 @@ from pathlib import Path
 
 from lmeec.eval.annotations import DIRECTIONS, Direction, load_annotations
 from lmeec.eval.baselines import OracleReprojection, copy_query, predict
-from lmeec.eval.evaluate import evaluate_direction, format_table, write_report
-from lmeec.eval.submission import Submission
 from lmeec.eval.synth import RELATIONS_FILE, SynthConfig, synthesize
 
 
-def _directions(choice: str) -> list[Direction]:
+def directions(choice: str) -> list[Direction]:
     """CLI direction choice -> list of directions."""
     return list(DIRECTIONS) if choice == "both" else [choice]  # type: ignore[list-item]
 
@@ -34,34 +32,13 @@ def _baseline(args: argparse.Namespace) -> int:
         predictor = copy_query
     else:
         predictor = OracleReprojection(args.root or Path(args.annotations).parent)
-    path = predict(annotations, predictor, _directions(args.direction)).save(args.out)
+    path = predict(annotations, predictor, directions(args.direction)).save(args.out)
     print(f"wrote {args.kind} predictions {path}")
     return 0
 
 
-def _eval(args: argparse.Namespace) -> int:
-    """Score predictions and write the report."""
-    annotations = load_annotations(args.annotations, relations=args.relations)
-    submission = Submission.load(args.predictions)
-    directions = _directions(args.direction)
-    if args.direction == "both":
-        absent = [d for d in directions if d not in submission.directions()]
-        if absent and len(absent) < len(directions):
-            print(f"note: {args.predictions} holds no {', '.join(absent)} predictions; scoring the rest")
-            directions = [d for d in directions if d not in absent]
-    reports = [evaluate_direction(annotations, submission, d, args.allow_missing) for d in directions]
-    print(format_table(reports))
-    for r in reports:
-        if r.missing_scored_empty:
-            print(f"{r.direction}: {r.missing_scored_empty} missing predictions scored as empty")
-    report = Path(args.report) if args.report else Path(args.predictions).with_suffix(".report.json")
-    write_report(report, reports, str(args.annotations), str(args.predictions))
-    print(f"report {report}")
-    return 0
-
-
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    """Register the `data` and `eval` verbs."""
+    """Register the `data` verb."""
     data = subparsers.add_parser("data", help="synthetic EgoExo4D-format takes and baseline predictions")
     verbs = data.add_subparsers(dest="data_command", required=True, metavar="VERB")
     synth = verbs.add_parser("synth", help="render synthetic takes in the raw and processed formats")
@@ -83,16 +60,3 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     base.add_argument("--direction", choices=(*DIRECTIONS, "both"), default="both")
     base.add_argument("--out", required=True, help="submission JSON to write")
     base.set_defaults(func=_baseline)
-
-    ev = subparsers.add_parser("eval", help="score a submission with the official EgoExo4D metrics")
-    ev.add_argument(
-        "--annotations", required=True, help="relations_{split}.json, processed GT file or folder"
-    )
-    ev.add_argument("--relations", help="raw relations file, when --annotations is a processed folder")
-    ev.add_argument("--predictions", required=True, help="submission JSON")
-    ev.add_argument("--direction", choices=(*DIRECTIONS, "both"), default="both")
-    ev.add_argument("--report", help="JSON report path (default: PREDICTIONS with .report.json)")
-    ev.add_argument(
-        "--allow-missing", action="store_true", help="score missing predictions as empty and not visible"
-    )
-    ev.set_defaults(func=_eval)

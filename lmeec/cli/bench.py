@@ -69,7 +69,7 @@ def parse_backends(args: argparse.Namespace) -> tuple[str, ...]:
 
 
 def config_from_args(args: argparse.Namespace):
-    from lmeec.runtime.bench import BenchConfig
+    from lmeec.bench.runner import BenchConfig
 
     return BenchConfig(
         preset=args.preset,
@@ -93,8 +93,8 @@ def config_from_args(args: argparse.Namespace):
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from lmeec.runtime.bench import run_benchmark
-    from lmeec.runtime.report import format_report, write_outputs
+    from lmeec.bench.report import format_report, write_outputs
+    from lmeec.bench.runner import run_benchmark
 
     config = config_from_args(args)
     out = Path(args.out) if args.out else default_out(config)

@@ -61,10 +61,10 @@ class _Recorder:
 
 def _open(kind: str, engines: str, device: torch.device, providers: list[str] | None):
     if kind == "trt":
-        from lmeec.runtime.trt_backend import TrtBackend
+        from lmeec.runtime.backends.trt import TrtBackend
 
         return TrtBackend(engines, device=device)
-    from lmeec.runtime.ort_backend import OrtBackend
+    from lmeec.runtime.backends.ort import OrtBackend
 
     return OrtBackend(engines, device=device, providers=providers)
 
@@ -105,10 +105,10 @@ def check_graphs(tested, records: dict, tolerance: float) -> list[dict]:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    from lmeec.bench.precision import iou, synthetic_take
     from lmeec.export.manifest import read_manifest
-    from lmeec.runtime.ort_backend import OrtBackend
+    from lmeec.runtime.backends.ort import OrtBackend
     from lmeec.runtime.pipeline import Pipeline
-    from lmeec.runtime.precision_check import iou, synthetic_take
 
     if args.frames < 3:
         raise ValueError("--frames must be at least 3 (the banks fill from frame 1)")

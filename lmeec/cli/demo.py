@@ -33,16 +33,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def cmd_demo(args: argparse.Namespace) -> int:
     import torch
 
+    from lmeec.bench.costmodel import cost_table, measure_peak_gflops
+    from lmeec.bench.inputs import default_cache, ensure_engines
+    from lmeec.bench.report import stage_table
+    from lmeec.bench.runner import STEP, MeasuredPipeline
     from lmeec.eval.synth import SynthConfig, load_synth, synthesize
     from lmeec.runtime.backend import open_backend
-    from lmeec.runtime.bench import (
-        STEP,
-        MeasuredPipeline,
-        default_cache,
-        ensure_engines,
-    )
-    from lmeec.runtime.costmodel import cost_table, measure_peak_gflops
-    from lmeec.runtime.report import stage_table
 
     if args.frames < 1:
         raise ValueError("--frames must be at least 1")

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from lmeec.bench.runner import OTHER, STEP, BackendRun, BenchResult
 from lmeec.files import atomic_path, atomic_write_bytes, atomic_write_json
-from lmeec.runtime.bench import OTHER, STEP, BackendRun, BenchResult
 from lmeec.runtime.pipeline import STAGE_SECTIONS
 
 LABELS = {

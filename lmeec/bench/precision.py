@@ -1,6 +1,6 @@
 """Validate the FP16 policy without TensorRT: a whole take through the pipeline in FP32 and under the policy.
 
-    python -m lmeec.runtime.precision_check --preset test --frames 30 [--device cuda --native] [--json F]
+    python -m lmeec.bench.precision --preset test --frames 30 [--device cuda --native] [--json F]
 
 Both runs use the torch stage modules with the same seeded weights; the FP16 run wraps every stage in
 `PolicyMode` (emulated: FP16 rounding in FP32 tensors, any device; native: real FP16 kernels, CUDA).
@@ -26,8 +26,8 @@ import torch
 from lmeec.export.precision import FP16_MAX, Fp16Stats, PolicyMode
 from lmeec.model.network import LMEEC, build_model
 from lmeec.runtime.backend import Runner
+from lmeec.runtime.backends.torch import TorchBackend
 from lmeec.runtime.pipeline import Pipeline
-from lmeec.runtime.torch_backend import TorchBackend
 
 GATE_MIN, GATE_MEAN = 0.98, 0.99
 

@@ -1,0 +1,7 @@
+"""`python -m lmeec.cli …` runs the `lmeec` command."""
+
+import sys
+
+from lmeec.cli.main import main
+
+sys.exit(main())
