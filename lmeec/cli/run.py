@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from lmeec.cli import take
 from lmeec.runtime.backend import BACKENDS
 
 
@@ -47,10 +48,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--out", required=True, help="output folder (written atomically)")
     run.add_argument("--force", action="store_true", help="replace an existing output folder")
     run.add_argument("--no-png", action="store_true", help="skip the PNG masks")
+    take.add_arguments(run)
     run.set_defaults(func=cmd_run)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    if take.wanted(args):  # one prompt, live views or overlay pictures: lmeec/cli/take.py
+        return take.cmd_run_take(args)
     from lmeec.files import atomic_dir
     from lmeec.runtime.backend import open_backend
     from lmeec.runtime.pipeline import Pipeline
