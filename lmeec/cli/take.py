@@ -243,6 +243,14 @@ class _MaskFolder:
 
 def _loop(stepper, named_pairs, out: Path, frames: dict, overlay, args, live: bool) -> None:
     """Step every pair, write its masks, add its overlay picture, print a running rate on live takes."""
+    try:
+        _steps(stepper, named_pairs, out, frames, overlay, args, live)
+    finally:
+        if live and frames:
+            print(file=sys.stderr)  # end the running status line
+
+
+def _steps(stepper, named_pairs, out: Path, frames: dict, overlay, args, live: bool) -> None:
     from lmeec.eval.rle import encode_rle
 
     started, last_report = time.perf_counter(), 0.0
@@ -278,8 +286,6 @@ def _loop(stepper, named_pairs, out: Path, frames: dict, overlay, args, live: bo
             fps = len(frames) / (now - started)
             print(f"\rframe {r.frame_index}  {fps:5.1f} fps  latency {ms:6.1f} ms", end="", file=sys.stderr)
             last_report = now
-    if live:
-        print(file=sys.stderr)
 
 
 def _save_png(path: Path, mask: np.ndarray) -> None:
