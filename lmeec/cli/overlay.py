@@ -57,6 +57,7 @@ class Overlay:
         if self._size is None:
             self._size = (picture.shape[1] // 2 * 2, HEIGHT)  # even width for the video codec
         picture = np.ascontiguousarray(picture[:, : self._size[0]])
+        cv2.line(picture, (left.shape[1], 0), (left.shape[1], HEIGHT - 1), (255, 255, 255), 2)
         text = (
             f"frame {index}   score {score:+.2f}" if score is not None else f"frame {index}   no source mask"
         )

@@ -93,7 +93,7 @@ def test_points_prompt_matches_sam2_video_predictor(setup):
 def test_memory_is_bounded_over_200_frames():
     """Prompt frame + 15 recent frames are kept; bytes held are the same at frame 30 and frame 200."""
     rng = np.random.default_rng(0)
-    tracker = SourceTracker("test", seed=0)
+    tracker = SourceTracker("test", image_size=SIZE, seed=2)
     frame = rng.integers(0, 255, (64, 80, 3), dtype=np.uint8)
     mask = np.zeros((64, 80), bool)
     mask[10:30, 10:30] = True
