@@ -86,25 +86,27 @@ def cmd_demo(args: argparse.Namespace) -> int:
         if fr.source_mask is None or not fr.source_mask.any():
             r = measured.pipeline.step(fr.source_rgb, fr.source_mask, fr.target_rgb)  # skipped: no query mask
             print(f"{fr.frame:>6} {'skipped':>8}   (no source mask at this frame)")
-            overlay.add(r.frame_index, fr.source_rgb, None, fr.target_rgb, None, None, 0.0)
+            if overlay:
+                overlay.add(r.frame_index, fr.source_rgb, None, fr.target_rgb, None, None, 0.0)
             continue
         r = measured.step((fr.source_rgb, fr.source_mask, fr.target_rgb), record=True)
         run = measured.run
-        overlay.add(
-            r.frame_index,
-            fr.source_rgb,
-            fr.source_mask,
-            fr.target_rgb,
-            r.mask,
-            r.object_score,
-            run.step_ms[-1],
-        )
+        if overlay:
+            overlay.add(
+                r.frame_index,
+                fr.source_rgb,
+                fr.source_mask,
+                fr.target_rgb,
+                r.mask,
+                r.object_score,
+                run.step_ms[-1],
+            )
         print(
             f"{fr.frame:>6} {'ok':>8} {r.bank_sizes[0]}+{r.bank_sizes[1]:<4} {len(r.pointer_t_diffs):>4}"
             f" {r.object_score:>7.2f} {r.confidence:>5.2f} {str(r.visible):>7} {100 * r.mask.mean():>6.2f}"
             f" {run.step_ms[-1]:>8.1f} {run.stages['image_encoder'][-1]:>10.1f}"
         )
-    written = overlay.close()
+    written = overlay.close() if overlay else "not written (needs OpenCV: pip install 'lmeec[video]')"
     run = measured.run
     if not run.step_ms:
         print("no frame had a source mask: nothing was timed")
@@ -128,6 +130,12 @@ def _overlay(args: argparse.Namespace, cache: Path, random_weights: bool):
     """The demo's pictures: --overlay, or an MP4 in the cache that the demo itself rewrites each run."""
     from lmeec.cli.overlay import Overlay
 
+    try:
+        import cv2  # noqa: F401
+    except ImportError:
+        if args.overlay:
+            raise RuntimeError("--overlay needs OpenCV: pip install 'lmeec[video]'") from None
+        return None
     if args.overlay:
         return Overlay(args.overlay, random_weights=random_weights, fps=2.0)
     path = cache / "overlay" / f"demo-{args.preset}-f{args.frames}-seed{args.seed}.mp4"
