@@ -49,3 +49,19 @@ def test_prompt_frame_outside_the_take_is_refused():
     run = PromptedCorrespondence(Correspondence("test"), SourceTracker("test"))
     with pytest.raises(ValueError, match="prompt frame 5 is not in the take"):
         run.reset(Prompt(box=(1, 1, 5, 5)), 5, num_frames=3)
+
+
+def test_tracker_checkpoint_loads_and_names_its_trunk(tmp_path):
+    import torch
+
+    from lmeec.cli.take import _tracker_trunk
+    from lmeec.model.checkpoint import save_checkpoint
+
+    trained = SourceTracker("test", seed=5)
+    path = save_checkpoint(trained.model, tmp_path / "sam2.1_tiny.pt", fmt="sam2.1")
+    assert _tracker_trunk(str(path), "b+") == "t"  # Hiera-T, whatever LM-EEC's preset
+    loaded = SourceTracker("t", path, image_size=128)
+    for key, value in trained.model.state_dict().items():
+        assert torch.equal(loaded.model.state_dict()[key], value), key
+    with pytest.raises(ValueError, match="does not fit tracker 'tracker-s'"):
+        SourceTracker("s", path, image_size=128)
