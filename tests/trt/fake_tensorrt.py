@@ -13,6 +13,7 @@ every name used here exists in the real bindings (tests/trt/test_api_surface.py)
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import json
 import sys
@@ -499,3 +500,61 @@ def make(version: str = "10.3.0", **state) -> types.ModuleType:
     STATE.update(parsed=[], builds=[], cache_in=[], errors=[], contexts=[], **state)
     sys.modules["tensorrt"] = sys.modules[__name__]
     return sys.modules[__name__]
+
+
+# --- the torch.cuda API the trt backend uses, on the CPU ---------------------------------------------
+
+
+class FakeStream:
+    _next = 1
+
+    def __init__(self, device=None, handle: int | None = None) -> None:
+        if handle is None:
+            handle, FakeStream._next = FakeStream._next, FakeStream._next + 1
+        self.cuda_stream, self.device, self.waits = handle, device, []
+
+    def wait_stream(self, other: FakeStream) -> None:
+        self.waits.append(other.cuda_stream)
+
+    def synchronize(self) -> None:
+        pass
+
+
+class FakeGraph:
+    def __init__(self) -> None:
+        self.replays = 0
+
+    def replay(self) -> None:
+        self.replays += 1
+
+
+class FakeCuda:
+    """`torch.cuda` for TrtBackend on the CPU: device scopes and graph capture are recorded in STATE."""
+
+    Stream = FakeStream
+    CUDAGraph = FakeGraph
+
+    def __init__(self) -> None:
+        self.default = FakeStream(handle=0)
+
+    def current_stream(self, device=None) -> FakeStream:
+        return self.default
+
+    def synchronize(self, device=None) -> None:
+        STATE.setdefault("synchronized", []).append(str(device))
+
+    @contextlib.contextmanager
+    def device(self, device):
+        previous, STATE["current_device"] = STATE.get("current_device"), str(device)
+        try:
+            yield
+        finally:
+            STATE["current_device"] = previous
+
+    @contextlib.contextmanager
+    def graph(self, graph: FakeGraph, stream: FakeStream | None = None):
+        STATE["capturing"] = stream.cuda_stream if stream is not None else True
+        try:
+            yield
+        finally:
+            STATE["capturing"] = None
