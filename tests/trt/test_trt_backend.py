@@ -107,8 +107,8 @@ class _Recorder(Backend):
 
     name = "recorder"
 
-    def __init__(self, preset, device=torch.device("cpu")) -> None:
-        self.preset, self.device, self.bound = preset, device, []
+    def __init__(self, preset) -> None:
+        self.preset, self.device, self.bound = preset, torch.device("cpu"), []
 
     def bind(self, graph, feeds, fetches):
         self.bound += [(graph, name, t) for name, t in {**feeds, **fetches}.items()]
