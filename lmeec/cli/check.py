@@ -17,6 +17,7 @@ Prints every gate as PASS/FAIL; exit status 1 if any fails.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -172,6 +173,10 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     if args.frames < 3:
         raise ValueError("--frames must be at least 3 (the banks fill from frame 1)")
+    if importlib.util.find_spec("polygraphy") is None:
+        raise RuntimeError(
+            "lmeec check compares engines with polygraphy: pip install polygraphy (or lmeec[trt])"
+        )
     engines = Path(args.engines)
     manifest = read_manifest(engines)
     oracle_dir = Path(args.onnx) if args.onnx else engines / "onnx"
