@@ -9,7 +9,8 @@ version checks. Precision modes (both apply `lmeec.export.precision`, the single
 - `layers`: parse the FP32 ONNX, set FP16 + OBEY_PRECISION_CONSTRAINTS and pin every floating-point layer
   that was not created for one of the policy's FP16 nodes (found by `layer.metadata`) to FP32. TensorRT 10
   only: TensorRT 11 removed the FP16 flag, the precision constraints and the per-layer precision API.
-Without --fp16 the plans are FP32 (TF32 disabled, for parity checks).
+Without --fp16 the plans are FP32 (a strongly typed network of the FP32 ONNX, TF32 disabled, for parity
+checks).
 
 All shapes are static: the parsed network's inputs must equal the manifest's specs and every input gets a
 one-point optimisation profile (min = opt = max = the manifest shape). The output folder is written
@@ -107,10 +108,9 @@ def _build_engine(trt, onnx_path, entry, fp16, mode, fp16_nodes, workspace_mb, t
     from polygraphy.backend.trt import CreateConfig, EngineBytesFromNetwork, NetworkFromOnnxPath
     from polygraphy.exception import PolygraphyException
 
-    typed = fp16 and mode == "typed"
     layers = fp16 and mode == "layers"
-    try:
-        builder, network, parser = NetworkFromOnnxPath(str(onnx_path), strongly_typed=typed)()
+    try:  # strongly typed unless per-layer precisions are asked for (FP32 plans too: the ONNX's types)
+        builder, network, parser = NetworkFromOnnxPath(str(onnx_path), strongly_typed=not layers)()
     except PolygraphyException as exc:
         raise RuntimeError(f"{onnx_path.name}: TensorRT's ONNX parser failed: {exc}") from exc
     profile, dynamic = _check_io_and_profile(network, entry, onnx_path.name)

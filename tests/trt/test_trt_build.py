@@ -91,7 +91,7 @@ def test_fp32_build_disables_tf32(fake_export, tmp_path, fake_trt):
     m = _build(fake, fake_export, tmp_path / "plans", fp16=False)
     b = fake.state["builds"][0]
     assert fake.BuilderFlag.TF32 not in b["config"].flags and fake.BuilderFlag.FP16 not in b["config"].flags
-    assert b["network"].flags == 0
+    assert b["network"].flags == 2  # strongly typed: the FP32 ONNX's types, on TensorRT 10 and 11
     assert m.tensorrt["precision"] == "fp32"
     assert not any(layer.precision_is_set for layer in b["network"].layers)
 
