@@ -96,32 +96,29 @@ def build_engine(
     cache_name: str = "timing cache",
 ) -> tuple[bytes, bytes | None, dict]:
     """Build one plan; returns (plan bytes, updated timing cache bytes or None, facts for the manifest)."""
-    from polygraphy.logger import G_LOGGER
-
-    with G_LOGGER.verbosity(G_LOGGER.WARNING):  # polygraphy's INFO lines repeat what lmeec prints
-        return _build_engine(
-            trt, onnx_path, entry, fp16, mode, fp16_nodes, workspace_mb, timing_cache, cache_name
-        )
-
-
-def _build_engine(trt, onnx_path, entry, fp16, mode, fp16_nodes, workspace_mb, timing_cache, cache_name):
     from polygraphy.backend.trt import CreateConfig, EngineBytesFromNetwork, NetworkFromOnnxPath
     from polygraphy.exception import PolygraphyException
+    from polygraphy.logger import G_LOGGER
 
     layers = fp16 and mode == "layers"
+    quiet = G_LOGGER.verbosity(G_LOGGER.WARNING)  # polygraphy's INFO lines repeat what lmeec prints
     try:  # strongly typed unless per-layer precisions are asked for (FP32 plans too: the ONNX's types)
-        builder, network, parser = NetworkFromOnnxPath(str(onnx_path), strongly_typed=not layers)()
+        with quiet:
+            builder, network, parser = NetworkFromOnnxPath(str(onnx_path), strongly_typed=not layers)()
     except PolygraphyException as exc:
         raise RuntimeError(f"{onnx_path.name}: TensorRT's ONNX parser failed: {exc}") from exc
     profile, dynamic = _check_io_and_profile(network, entry, onnx_path.name)
     pinned = pin_fp32_layers(trt, network, fp16_nodes) if layers else {"nodes": 0, "helpers": 0}
-    config = CreateConfig(
-        tf32=False,  # FP32 means FP32 (the oracle's numbers), also in the FP32 islands of typed plans
-        fp16=layers,
-        precision_constraints="obey" if layers else None,
-        profiles=[profile],
-        memory_pool_limits={trt.MemoryPoolType.WORKSPACE: int(workspace_mb) << 20} if workspace_mb else None,
-    )(builder, network)
+    with quiet:
+        config = CreateConfig(
+            tf32=False,  # FP32 means FP32 (the oracle's numbers), also in the FP32 islands of typed plans
+            fp16=layers,
+            precision_constraints="obey" if layers else None,
+            profiles=[profile],
+            memory_pool_limits={trt.MemoryPoolType.WORKSPACE: int(workspace_mb) << 20}
+            if workspace_mb
+            else None,
+        )(builder, network)
     if timing_cache:
         cache = config.create_timing_cache(timing_cache)
         if cache is None or not config.set_timing_cache(cache, ignore_mismatch=False):
@@ -130,7 +127,8 @@ def _build_engine(trt, onnx_path, entry, fp16, mode, fp16_nodes, workspace_mb, t
             )
     t0 = time.perf_counter()
     try:
-        plan = EngineBytesFromNetwork((builder, network, parser), config=config)()
+        with quiet:
+            plan = EngineBytesFromNetwork((builder, network, parser), config=config)()
     except PolygraphyException as exc:
         raise RuntimeError(f"{onnx_path.name}: TensorRT failed to build the engine: {exc}") from exc
     facts = {
