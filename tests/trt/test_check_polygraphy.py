@@ -52,3 +52,28 @@ def test_failing_engines_print_polygraphy_commands_and_save_their_data(
     args[args.index("--atol") + 1] = f"fused:{0.05 * scale:.3g}"
     passing = subprocess.run(exe + args[1:], capture_output=True, text=True)
     assert passing.returncode == 0, passing.stdout[-2000:]
+
+
+def test_commands_for_a_tensorrt_plan(fake_export, tmp_path, fake_trt):
+    from types import SimpleNamespace
+
+    from conftest import GPU
+
+    from lmeec.cli.check import polygraphy_commands
+    from lmeec.export.manifest import read_manifest
+    from lmeec.export.trt import build_trt
+
+    build_trt(fake_export, tmp_path / "plans", trt=fake_trt(), gpu=GPU, progress=False)
+    tested = SimpleNamespace(
+        name="trt", folder=tmp_path / "plans", manifest=read_manifest(tmp_path / "plans")
+    )
+    run, bisect = polygraphy_commands(tested, "mask_decoder", tmp_path / "plans" / "onnx", "D", {"iou": 0.05})
+    check = "--load-inputs D/mask_decoder.inputs.json --load-outputs D/mask_decoder.fp32_outputs.json"
+    assert run == (
+        f"polygraphy run {tmp_path}/plans/mask_decoder.plan --model-type engine --trt {check} "
+        "--rtol 0 --check-error-stat max --atol iou:0.05"
+    )
+    assert bisect.startswith(f"polygraphy debug precision {tmp_path}/plans/onnx/mask_decoder.onnx --fp16 ")
+    assert bisect.endswith(
+        f"--check polygraphy run polygraphy_debug.engine --trt {check} --rtol 0 --check-error-stat max --atol iou:0.05"
+    )
