@@ -14,6 +14,7 @@ import torch
 
 from lmeec.model.config import get_preset
 from lmeec.model.memory import TakeMemory, temporal_indices
+from lmeec.runtime.alloc import AllocationCounter
 from lmeec.runtime.ring import BankRing
 
 FRAMES = 12
@@ -113,3 +114,24 @@ def test_long_gaps_ring_equals_reference(one_thread):
     ring = BankRing(preset, torch.device("cpu"))
     mems = _memories(preset, 30, seed=2)
     assert [_compare(ring, preset, mems, skipped, 30) for skipped in LONG_GAPS] == [[14], [21], [12], [14]]
+
+
+def test_bank_updates_allocate_no_tensors_in_warm_up_evictions_and_steady_state(one_thread):
+    """Eviction during a long warm-up, compression and gaps all work in the preallocated slots."""
+    preset = get_preset("test")
+    ring = BankRing(preset, torch.device("cpu"))
+    mems = _memories(preset, 30, seed=3)
+    ring.reset(30)
+    counts = []
+    counter = AllocationCounter()
+    with counter:
+        for t in sorted(set(range(30)) - (set(range(2, 10)) | {20, 21})):
+            if ring.pending is not None:
+                ring.incoming(1).copy_(mems[ring.pending][1])
+            ring.update(t)
+            ring.incoming(0).copy_(mems[t][0])
+            ring.prepare(t)
+            ring.pointer_slot(t).copy_(mems[t][2])
+            counts.append(ring.count)
+    assert counter.fresh == []
+    assert counts[:4] == [0, 1, 0, 1]  # frames 0, 1, 10, 11: both early frames evicted at t = 10
