@@ -279,3 +279,18 @@ def test_processed_ground_truth_validates_the_same(sparse_root, tmp_path):
     doc = predict(ann, copy_query, DIRS).to_dict()
     processed = load_annotations(sparse_root, relations=sparse_root / RELATIONS_FILE)
     assert validate(processed, doc, DIRS, "p") == validate(ann, doc, DIRS, "p")
+
+
+def test_writer_for_chosen_takes_covers_only_them(sparse_root):
+    ann = load_synth(sparse_root)
+    first, second = list(ann.takes)
+    with pytest.raises(ValueError, match="take 'nope' not in"):
+        SubmissionWriter(ann, DIRS, takes=["nope"])
+    w = SubmissionWriter(ann, ["ego-exo"], takes=[second])
+    for u in ann.units("ego-exo"):
+        for f in u.required_frames if u.take == second else ():
+            w.add(u.take, u.obj, u.query_cam, u.target_cam, f, np.zeros(u.target_eval_shape, bool), 0.0)
+    doc = w.to_dict()
+    assert list(doc["ego-exo"]["results"]) == [second]
+    with pytest.raises(Refused, match=f"ego-exo take {first} missing"):
+        validate(ann, doc, ["ego-exo"], "p")
