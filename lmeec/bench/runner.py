@@ -89,20 +89,7 @@ class BenchConfig:
 def _open(kind: str, config: BenchConfig, engines: Path | None, checkpoint: Path | None):
     from lmeec.runtime.backend import open_backend
 
-    device = torch.device(config.device)
-    if kind == "ort" and device.type == "cuda":
-        # Run ONNX Runtime on torch's current stream so that the section events time its kernels.
-        from lmeec.runtime.backends.ort import OrtBackend
-
-        stream = torch.cuda.current_stream(device).cuda_stream
-        return OrtBackend(
-            engines,
-            preset=config.preset,
-            device=device,
-            threads=config.threads,
-            provider_options={"cuda": {"user_compute_stream": str(stream), "device_id": device.index or 0}},
-            spinning=config.ort_spinning,
-        )
+    device = torch.device(config.device)  # ort on CUDA runs on its own stream, ordered with the caller's
     return open_backend(
         kind,
         engines=engines,

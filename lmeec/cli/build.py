@@ -9,7 +9,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     build = sub.add_parser("build", help="build deployment artifacts from an exported ONNX folder")
     targets = build.add_subparsers(dest="target", required=True, metavar="TARGET")
 
-    trt = targets.add_parser("trt", help="one TensorRT plan per graph (needs TensorRT 10 and a GPU)")
+    trt = targets.add_parser("trt", help="one TensorRT plan per graph (TensorRT 10 or 11 and a GPU)")
     trt.add_argument("--onnx", required=True, help="folder written by `lmeec export onnx`")
     trt.add_argument("--out", required=True, help="plan folder to create")
     trt.add_argument("--fp16", action="store_true", help="FP16 under the precision policy (else FP32)")
@@ -17,7 +17,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--mode",
         choices=["typed", "layers"],
         default="typed",
-        help="FP16 policy via a strongly typed FP16-policy ONNX (default) or per-layer precisions",
+        help="FP16 policy via a strongly typed FP16-policy ONNX (default) or per-layer precisions (TensorRT 10 only)",
     )
     trt.add_argument("--timing-cache", metavar="FILE", help="timing cache to reuse and update")
     trt.add_argument("--workspace", type=int, metavar="MB", help="builder workspace limit in MiB")

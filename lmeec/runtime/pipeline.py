@@ -72,6 +72,7 @@ class Pipeline:
         self.f_view, self.f_mem, self.fused = (torch.empty(1, c, g, g, **f) for _ in range(3))
         self.low_res = torch.empty(1, 1, p.low_res, p.low_res, **f)
         self.iou = torch.empty(1, 1, **f)
+        self.object_score = torch.empty(1, 1, **f)  # own buffer: TensorRT needs 256-byte aligned outputs
         self.pointer = torch.empty(1, c, **f)
         self.ring = BankRing(p, dev)
         pin = dev.type == "cuda"
@@ -115,12 +116,13 @@ class Pipeline:
             {"f_mem": self.f_mem},
         )
         self._moe = b.bind("moe_fusion", {"f_mem": self.f_mem, "f_view": self.f_view}, {"fused": self.fused})
-        # decoder outputs land where the next memory-encoder batch reads them (logits, object score)
+        # the decoder's logits land where the next memory-encoder batch reads them; its object score is
+        # copied there (enc_scores[1:2] is 4 bytes into its buffer, an address TensorRT refuses)
         dec_out = {
             "low_res_logits": self.low_res,
             "logits": self.enc_masks[1:2],
             "iou": self.iou,
-            "object_score": self.enc_scores[1:2],
+            "object_score": self.object_score,
             "pointer": self.pointer,
         }
         high_res = {"feat_s0": self.feat_s0[1:2], "feat_s1": self.feat_s1[1:2]}
@@ -169,6 +171,7 @@ class Pipeline:
             decode = self._decode_view  # no stored memory yet: the view expert alone
         with sec("mask_decoder"):
             decode()
+            self.enc_scores[1:2].copy_(self.object_score)
             ring.pointer_slot(t).copy_(self.pointer[0])
             self.enc_feats[1].copy_(self.feats[1])
         with sec("postprocess"):
@@ -205,7 +208,7 @@ class Pipeline:
         sizes.native_host.copy_(sizes.native_mask[0, 0])
         self._out_host[0].copy_(self.enc_masks[1, 0])
         self._low_host.copy_(self.low_res[0, 0])
-        self._scalars_host[0:1].copy_(self.enc_scores[1])
+        self._scalars_host[0:1].copy_(self.object_score[0])
         self._scalars_host[1:2].copy_(self.iou[0])
         self.backend.synchronize()
         logits = self._out_host[0].numpy().copy()
