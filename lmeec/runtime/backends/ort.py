@@ -52,6 +52,17 @@ def cuda_provider_options(device_id: int = 0, conv_algo_search: str = "HEURISTIC
     return {"device_id": device_id, "cudnn_conv_algo_search": conv_algo_search}
 
 
+def _session(ort, path: Path, options, providers):
+    """An ONNX Runtime session; a file it cannot load (corrupt, truncated) becomes a one-line error naming it."""
+    try:
+        return ort.InferenceSession(str(path), sess_options=options, providers=providers)
+    except Exception as exc:  # onnxruntime raises its own pybind types (Fail, InvalidProtobuf, …)
+        text = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)
+        raise ValueError(
+            f"{path}: ONNX Runtime cannot load this graph ({text[:200]}); re-export the folder"
+        ) from exc
+
+
 NUMPY = {"float32": np.float32, "float16": np.float16, "int64": np.int64}
 
 
@@ -77,6 +88,7 @@ class OrtBackend(Backend):
         self.manifest: Manifest = read_manifest(self.folder)
         check_manifest(self.folder, self.manifest, preset)
         self.preset = self.manifest.preset_config
+        self.weights = self.manifest.checkpoint
         self.device = device = device or torch.device("cpu")
         names = providers or (["cuda"] if device.type == "cuda" else ["cpu"])
         unknown = [p for p in names if p not in PROVIDERS]
@@ -116,7 +128,7 @@ class OrtBackend(Backend):
             so.add_session_config_entry(f"session.{scope}.allow_spinning", "1" if spinning else "0")
         so.log_severity_level = 3  # shape-merge notes from Hiera's padded windows are expected
         self.sessions = {
-            name: ort.InferenceSession(str(self.folder / g.file), sess_options=so, providers=self.providers)
+            name: _session(ort, self.folder / g.file, so, self.providers)
             for name, g in self.manifest.graphs.items()
         }
 
