@@ -55,6 +55,7 @@ class BenchConfig:
     warmup: int = 3  # steps run first and not measured (same take: the banks keep filling)
     threads: int | None = None  # torch intra-op threads and ONNX Runtime intra-op threads
     device: str = "cpu"
+    providers: list[str] | None = None  # ONNX Runtime providers (default: cuda on a CUDA device, else cpu)
     frames_source: str = "synth"  # synth: a rendered ego-exo take, cycled; random: noise frames + a blob mask
     cache: Path | str | None = None  # engines and the synthetic take (default ~/.cache/lmeec)
     windows: int = 3  # flat-cost windows at start / middle / end
@@ -100,6 +101,7 @@ def _open(kind: str, config: BenchConfig, engines: Path | None, checkpoint: Path
             preset=config.preset,
             device=device,
             threads=config.threads,
+            providers=config.providers,
             provider_options={"cuda": {"user_compute_stream": str(stream), "device_id": device.index or 0}},
             spinning=config.ort_spinning,
         )
@@ -111,6 +113,7 @@ def _open(kind: str, config: BenchConfig, engines: Path | None, checkpoint: Path
         seed=None if engines is not None and checkpoint is None else config.seed,
         device=device,
         threads=config.threads,
+        providers=config.providers if kind == "ort" else None,
         ort_spinning=config.ort_spinning,
     )
 
