@@ -68,7 +68,16 @@ def evaluate_direction(
                         f"{submission.source}: {direction}: prediction for {where} has shape {mask.shape}, "
                         f"expected {shape} (target camera at evaluation resolution)"
                     )
-            acc.add(unit.take, unit.gt_mask(frame), mask, confidence)
+            gt = unit.gt_mask(frame)
+            if (
+                gt is not None and shape is not None and gt.shape != shape
+            ):  # the annotation's fault, not the prediction's
+                rec = unit.target.masks[frame]
+                raise ValueError(
+                    f"{rec.where}: annotation fault: this mask is {rec.height}×{rec.width} but camera "
+                    f"{unit.target_cam}'s masks elsewhere are {unit.target_native[0]}×{unit.target_native[1]}"
+                )
+            acc.add(unit.take, gt, mask, confidence)
     return DirectionReport(direction, acc.total(), acc.per_take(), missing)
 
 
