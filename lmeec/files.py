@@ -82,7 +82,7 @@ def check_output(
         parent = real.parent
         while not parent.exists():
             parent = parent.parent
-        if not os.access(parent, os.W_OK):
+        if not parent.is_dir() or not os.access(parent, os.W_OK):
             raise PermissionError(f"--out {path}: cannot write in {parent}")
         return path
     if not force:
