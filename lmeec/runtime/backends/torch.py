@@ -51,6 +51,8 @@ class TorchBackend(Backend):
             raise ValueError("the torch backend needs --preset (or --engines to read it from)")
         else:
             preset_cfg = get_preset(preset)
+            if checkpoint is None and seed is None:
+                seed = 0  # random weights are seeded, so that they are reproducible and can be named
         model = build_model(preset_cfg, seed=seed, device=device)
         ckpt = load_into(model, checkpoint) if checkpoint is not None else None
         backend = cls(model)
