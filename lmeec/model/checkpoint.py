@@ -95,14 +95,18 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
 
 
 def _first_line(exc: Exception) -> str:
-    """torch's load errors run to several lines of advice about weights_only, or end in a bare code: keep the cause."""
-    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-    if not lines:
-        return type(exc).__name__
-    text = lines[0].removeprefix("Weights only load failed.").strip() or lines[-1]
-    if "central directory" in text or "zip archive" in text:
-        return "truncated or not a zip-format torch file"
-    return text if len(text) < 200 else text[:200] + "…"
+    """torch's load errors run to several lines of weights_only advice, or end in a bare code: keep the cause."""
+    text = str(exc)
+    if "WeightsUnpickler error:" in text:
+        detail = next(
+            (ln.strip() for ln in text.split("WeightsUnpickler error:", 1)[1].splitlines() if ln.strip()), ""
+        )
+        return f"not a file of tensors, or it holds other objects: {detail.rstrip('.')}"
+    if "PytorchStreamReader" in text or "zip archive" in text or "central directory" in text:
+        return "truncated or corrupt: its zip archive is incomplete"
+    first = next((ln.strip() for ln in text.splitlines() if ln.strip()), type(exc).__name__)
+    first = first.split(". ")[0]
+    return first if len(first) < 160 else first[:160] + "…"
 
 
 def weights_provenance(checkpoint: Checkpoint | None, seed: int | None = None) -> dict:

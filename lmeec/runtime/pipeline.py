@@ -136,8 +136,8 @@ class Pipeline:
 
     def reset(self, num_frames: int | None = None) -> None:
         """Start a new take (pass its length when known, as for Correspondence)."""
+        self.clock = FrameClock(num_frames)  # first: it refuses a num_frames that is not a whole number
         self.ring.reset(num_frames)
-        self.clock = FrameClock(num_frames)
         self.pending: int | None = None
 
     @property
