@@ -440,9 +440,7 @@ def _weights(config: BenchConfig, engines: Path | None, cached: bool) -> str:
         return f"checkpoint {config.checkpoint}"
     if engines is not None:
         from lmeec.export.manifest import read_manifest
+        from lmeec.model.checkpoint import describe_weights
 
-        ckpt = read_manifest(engines).checkpoint
-        if "random_seed" in ckpt:
-            return f"RANDOM weights (seed {ckpt['random_seed']}, from {engines})"
-        return f"checkpoint {ckpt.get('file')} (sha256 {str(ckpt.get('sha256'))[:12]}…, from {engines})"
+        return f"{describe_weights(read_manifest(engines).checkpoint)}, from {engines}"
     return f"RANDOM weights (seed {config.seed})"
