@@ -40,7 +40,11 @@ def _terminate(signum, frame) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)  # imports every verb (torch among them): seconds
+    except KeyboardInterrupt:
+        print("lmeec: interrupted (SIGINT)", file=sys.stderr)
+        return 130
     verb = f"lmeec {args.command}"
 
     def one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
