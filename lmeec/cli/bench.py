@@ -104,6 +104,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     config = config_from_args(args)
     out = Path(args.out) if args.out else default_out(config)
+    config.check()  # bad arguments first, then the output path, then the run
     inputs = [args.engines, args.checkpoint, args.cache]
     check_output(out, force=args.force, inputs=inputs)  # fail before the run, not after it
     result = run_benchmark(config)
