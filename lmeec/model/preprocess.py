@@ -109,7 +109,9 @@ class FrameClock:
         if num_frames is not None and (
             not isinstance(num_frames, numbers.Integral) or isinstance(num_frames, bool) or num_frames < 1
         ):
-            raise ValueError(f"num_frames must be a whole number of frames ≥ 1 (or None), got {num_frames!r}")
+            raise ValueError(
+                f"a take needs at least one frame: num_frames must be a whole number of frames ≥ 1 (or None), got {num_frames!r}"
+            )
         self.num_frames, self.index = num_frames, 0
 
     def advance(self) -> int:
