@@ -19,7 +19,12 @@ def directions(choice: str) -> list[Direction]:
 def _synth(args: argparse.Namespace) -> int:
     """Write a synthetic benchmark."""
     config = SynthConfig(
-        takes=args.takes, frames=args.frames, scale=args.scale, seed=args.seed, video=args.video
+        takes=args.takes,
+        frames=args.frames,
+        scale=args.scale,
+        seed=args.seed,
+        video=args.video,
+        unannotated=args.unannotated,
     )
     config.validate()
     with atomic_dir(args.out, overwrite=args.force) as tmp:  # never merged into an existing folder
@@ -58,6 +63,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     synth.add_argument("--scale", type=float, default=SynthConfig.scale, help="native size / real size")
     synth.add_argument("--seed", type=int, default=SynthConfig.seed)
     synth.add_argument("--video", action="store_true", help="also write an MP4 per camera (needs opencv)")
+    synth.add_argument(
+        "--unannotated",
+        type=float,
+        default=SynthConfig.unannotated,
+        help="fraction of frames each camera leaves unannotated per object (cameras then list different "
+        "annotated frames, as in the real splits)",
+    )
     synth.set_defaults(func=_synth)
 
     base = verbs.add_parser("baseline", help="write sanity-baseline predictions as a submission file")

@@ -32,7 +32,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--frames-root", help="root of {take}/{camera}/{frame}.jpg (default: beside --annotations)"
     )
     split.add_argument("--direction", choices=["ego-exo", "exo-ego", "both"], default="both")
-    split.add_argument("--take", action="append", help="only these take uids")
+    split.add_argument(
+        "--take", action="append", help="only these take uids (the file then covers only them)"
+    )
     split.add_argument(
         "--confidence",
         choices=["area", "score"],
@@ -108,7 +110,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _run_split(pipeline, args: argparse.Namespace, out: Path) -> int:
-    """Every evaluation unit of the split, in benchmark order; writes predictions.json (submission format)."""
+    """Every evaluation unit of the split, in benchmark order; writes predictions.json, a complete submission
+    (every take, object and camera pair; a prediction for every frame with a query mask, scored or not)."""
     from tqdm import tqdm
 
     from lmeec.eval.annotations import DIRECTIONS, load_annotations
@@ -120,13 +123,15 @@ def _run_split(pipeline, args: argparse.Namespace, out: Path) -> int:
     )
     ann = load_annotations(args.annotations, relations=args.relations, frames_root=root)
     directions = list(DIRECTIONS) if args.direction == "both" else [args.direction]
+    writer = SubmissionWriter(ann, directions, takes=args.take)  # complete: every take/object/pair laid out
     units = [u for d in directions for u in ann.units(d) if not args.take or u.take in args.take]
     if not units:
         raise ValueError(f"no evaluation units for direction {args.direction} in {args.annotations}")
-    writer, written = SubmissionWriter(), 0
+    written = 0
     for unit in tqdm(units, desc="units", unit="unit", disable=args.no_progress):
-        frames = list(unit.frames(all_frames=True))
+        frames = list(unit.frames(all_frames=True))  # in order: the tracker's memory needs every frame
         pipeline.reset(num_frames=len(frames))
+        shape = unit.target_eval_shape
         for fr in tqdm(
             frames,
             desc=f"{unit.take[:8]} {unit.obj[:12]}",
@@ -135,12 +140,12 @@ def _run_split(pipeline, args: argparse.Namespace, out: Path) -> int:
             disable=args.no_progress,
         ):
             result = pipeline.step(fr.source_rgb, fr.source_mask, fr.target_rgb)
-            if not fr.counted:
+            if fr.source_mask is None:  # no query mask: the submission holds no prediction here
                 continue
-            if result.skipped:  # counted but no usable query mask: report "not visible"
-                mask, confidence = np.zeros(unit.target_eval_shape, bool), 0.0
+            if result.skipped:  # query mask unusable at model resolution: report "not visible"
+                mask, confidence = np.zeros(shape, bool), 0.0
             else:
-                mask = resize_nearest(result.mask, unit.target_eval_shape)
+                mask = resize_nearest(result.mask, shape)
                 confidence = float(result.visible) if args.confidence == "area" else result.confidence
             writer.add(unit.take, unit.obj, unit.query_cam, unit.target_cam, fr.frame, mask, confidence)
             if not args.no_png:

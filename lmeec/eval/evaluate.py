@@ -66,11 +66,11 @@ def evaluate_direction(
                         "(use --allow-missing to score missing frames as empty, not visible)"
                     )
                 missing += 1
-                mask = np.zeros(shape if shape is not None else (1, 1), dtype=bool)
+                mask = np.zeros(shape, dtype=bool)
                 confidence = 0.0
             else:
                 mask, confidence = pred.mask, pred.confidence
-                if shape is not None and mask.shape != shape:
+                if mask.shape != shape:
                     raise ValueError(
                         f"{submission.source}: {direction}: prediction for {where} has shape {mask.shape}, "
                         f"expected {shape} (target camera at evaluation resolution)"

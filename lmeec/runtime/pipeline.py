@@ -2,7 +2,8 @@
 
 Per processed frame t (p = the last processed frame before t, whose target memory is still pending):
 image encoder on [source_t, target_t] -> memory encoder on [source_t + its mask, target_p + its logits]
--> commit p's memories to the banks (append in warm-up, append + compress in steady state if p = t-1)
+-> bring the banks to frame t's (warm-up, fewer than 7 frames processed: the stored frames t-6 … t-1,
+p included; steady state: p appended and one slot compressed away if p = t-1, else unchanged)
 -> view attention -> bank attention + MV-MoE (if the banks hold anything) -> mask decoder -> outputs.
 Encoding p's target memory one step late lets the memory encoder run as one batch of 2 (its result is
 first needed at the next frame), with results identical to the reference order.
@@ -138,7 +139,6 @@ class Pipeline:
         """Start a new take (pass its length when known, as for Correspondence)."""
         self.clock = FrameClock(num_frames)  # first: it refuses a num_frames that is not a whole number
         self.ring.reset(num_frames)
-        self.pending: int | None = None
 
     @property
     def frame_index(self) -> int:
@@ -161,10 +161,8 @@ class Pipeline:
         with sec("memory_encoder"):
             self._memory_encoder()
         with sec("bank_update"):
-            if self.pending is not None:
-                ring.incoming(1).copy_(self.memory[1])  # the pending frame's target memory, now encoded
-                if t < ring.warmup or self.pending == t - 1:
-                    ring.commit(compress=t >= ring.warmup)
+            ring.incoming(1).copy_(self.memory[1])  # the pending frame's target memory, now encoded
+            ring.update(t)  # warm-up: banks = frames t-6 … t-1; steady state: append t-1 + compress
             ring.incoming(0).copy_(self.memory[0])
             t_diffs = ring.prepare(t)
         with sec("view_attention"):
@@ -181,7 +179,6 @@ class Pipeline:
             decode()
             ring.pointer_slot(t).copy_(self.pointer[0])
             self.enc_feats[1].copy_(self.feats[1])
-        self.pending = t
         with sec("postprocess"):
             return self._outputs(t, (ring.count, ring.count), t_diffs)
 
