@@ -21,20 +21,22 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     trt.add_argument("--timing-cache", metavar="FILE", help="timing cache to reuse and update")
     trt.add_argument("--workspace", type=int, metavar="MB", help="builder workspace limit in MiB")
-    trt.add_argument("--force", action="store_true", help="replace an existing folder")
+    trt.add_argument("--force", action="store_true", help="replace a previous lmeec output folder")
     trt.set_defaults(func=cmd_trt)
 
     f16 = targets.add_parser("onnx-fp16", help="FP16-policy ONNX graphs (for ONNX Runtime or inspection)")
     f16.add_argument("--onnx", required=True, help="folder written by `lmeec export onnx`")
     f16.add_argument("--out", required=True, help="folder to create")
-    f16.add_argument("--force", action="store_true", help="replace an existing folder")
+    f16.add_argument("--force", action="store_true", help="replace a previous lmeec output folder")
     f16.set_defaults(func=cmd_onnx_fp16)
 
 
 def cmd_trt(args: argparse.Namespace) -> int:
     from lmeec.export.trt import build_trt, import_tensorrt
+    from lmeec.files import check_output
 
     import_tensorrt()  # fail first, in one line, where TensorRT is absent
+    check_output(args.out, force=args.force, inputs=[args.onnx, args.timing_cache])
     m = build_trt(
         args.onnx,
         args.out,
@@ -54,7 +56,9 @@ def cmd_trt(args: argparse.Namespace) -> int:
 
 def cmd_onnx_fp16(args: argparse.Namespace) -> int:
     from lmeec.export.fp16_onnx import write_fp16_folder
+    from lmeec.files import check_output
 
+    check_output(args.out, force=args.force, inputs=[args.onnx])
     m = write_fp16_folder(args.onnx, args.out, overwrite=args.force)
     print(
         f"wrote {len(m.graphs)} FP16-policy graphs (policy v{m.graphs and next(iter(m.graphs.values())).extra.get('policy_version')}) to {args.out}"

@@ -23,6 +23,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from lmeec.cli.options import add_device_options, resolve_device
+
 GATE_MIN, GATE_MEAN = 0.98, 0.99
 TOLERANCE = {"fp32": 1e-3, "fp16": 5e-2}  # max |diff| / max(1, max |reference|)
 SIGN_AGREEMENT = 0.99
@@ -33,8 +35,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--engines", required=True, help="plan folder (trt) or ONNX folder (ort) to check")
     p.add_argument("--backend", required=True, choices=["trt", "ort"])
     p.add_argument("--onnx", help="FP32 ONNX export (default: ENGINES/onnx for plans, else required)")
-    p.add_argument("--device", default="cuda", help="device of the engines under test (default cuda)")
-    p.add_argument("--providers", default=None, help="ort: comma-separated, e.g. tensorrt,cuda")
+    add_device_options(p)
     p.add_argument("--frames", type=int, default=30, help="take length (default 30)")
     p.add_argument("--record", type=int, default=2, help="frames whose stage inputs are recorded")
     p.add_argument(
@@ -182,8 +183,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     oracle_dir = Path(args.onnx) if args.onnx else engines / "onnx"
     if not (oracle_dir / "manifest.json").is_file():
         raise ValueError(f"no FP32 ONNX export at {oracle_dir}: pass --onnx DIR")
-    providers = args.providers.split(",") if args.providers else None
-    tested = _open(args.backend, str(engines), torch.device(args.device), providers)
+    device = torch.device(resolve_device(args.device, args.backend))
+    tested = _open(args.backend, str(engines), device, args.provider)
     oracle = OrtBackend(oracle_dir, preset=manifest.preset, device=torch.device("cpu"))
     precision = _precision(manifest)
     recorder = _Recorder(oracle, keep_from=2, keep=args.record)

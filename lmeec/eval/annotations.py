@@ -174,8 +174,11 @@ class EvaluationUnit:
             raise FileNotFoundError(
                 f"{path}: missing frame (take {self.take}, camera {camera}, frame {frame})"
             )
-        with Image.open(path) as image:
-            return np.asarray(image.convert("RGB"))
+        try:
+            with Image.open(path) as image:
+                return np.asarray(image.convert("RGB"))
+        except (OSError, SyntaxError, ValueError) as exc:  # truncated or not an image: name the file
+            raise ValueError(f"{path}: cannot read this frame ({exc})") from exc
 
     def frames(self, all_frames: bool = False) -> Iterator[UnitFrame]:
         """Yield frames lazily (one pair of images in memory at a time), by default the required frames

@@ -11,13 +11,21 @@ first needed at the next frame), with results identical to the reference order.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 
 import numpy as np
 import torch
 
-from lmeec.model.preprocess import IMAGENET_MEAN, IMAGENET_STD, FrameClock, check_step, resize_rgb8
+from lmeec.model.preprocess import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    FrameClock,
+    check_step,
+    resize_rgb8,
+    vanished_mask_warning,
+)
 from lmeec.model.tracker import VISIBLE_AREA, StepResult
 from lmeec.runtime.backend import Backend
 from lmeec.runtime.ring import BankRing
@@ -131,8 +139,8 @@ class Pipeline:
 
     def reset(self, num_frames: int | None = None) -> None:
         """Start a new take (pass its length when known, as for Correspondence)."""
+        self.clock = FrameClock(num_frames)  # first: it refuses a num_frames that is not a whole number
         self.ring.reset(num_frames)
-        self.clock = FrameClock(num_frames)
 
     @property
     def frame_index(self) -> int:
@@ -196,6 +204,8 @@ class Pipeline:
             sizes.mask_host, [s, s], False, None, None, out=self._mask_model
         )
         self.enc_masks[0].copy_(self._mask_model[0].ge_(0.5), non_blocking=True)
+        if not self._mask_model.any():
+            warnings.warn(vanished_mask_warning(self.clock.index - 1, mask, s), stacklevel=3)
         if self.preset.source_mask == "sam2":
             self.enc_masks[0].mul_(20.0).sub_(10.0)
 

@@ -75,6 +75,17 @@ def provider_list(
     return providers
 
 
+def _session(ort, path: Path, options, providers):
+    """An ONNX Runtime session; a file it cannot load (corrupt, truncated) becomes a one-line error naming it."""
+    try:
+        return ort.InferenceSession(str(path), sess_options=options, providers=providers)
+    except Exception as exc:  # onnxruntime raises its own pybind types (Fail, InvalidProtobuf, …)
+        text = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)
+        raise ValueError(
+            f"{path}: ONNX Runtime cannot load this graph ({text[:200]}); re-export the folder"
+        ) from exc
+
+
 NUMPY = {"float32": np.float32, "float16": np.float16, "int64": np.int64}
 
 
@@ -100,6 +111,7 @@ class OrtBackend(Backend):
         self.manifest: Manifest = read_manifest(self.folder)
         check_manifest(self.folder, self.manifest, preset)
         self.preset = self.manifest.preset_config
+        self.weights = self.manifest.checkpoint
         self.device = device = device or torch.device("cpu")
         names = providers or (["cuda"] if device.type == "cuda" else ["cpu"])
         unknown = [p for p in names if p not in PROVIDERS]
@@ -134,7 +146,7 @@ class OrtBackend(Backend):
             so.add_session_config_entry(f"session.{scope}.allow_spinning", "1" if spinning else "0")
         so.log_severity_level = 3  # shape-merge notes from Hiera's padded windows are expected
         self.sessions = {
-            name: ort.InferenceSession(str(self.folder / g.file), sess_options=so, providers=self.providers)
+            name: _session(ort, self.folder / g.file, so, self.providers)
             for name, g in self.manifest.graphs.items()
         }
 

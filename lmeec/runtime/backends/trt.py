@@ -41,6 +41,7 @@ class TrtBackend(Backend):
         self.manifest: Manifest = read_manifest(self.folder)
         check_manifest(self.folder, self.manifest, preset)
         self.preset = self.manifest.preset_config
+        self.weights = self.manifest.checkpoint
         self.device = torch.device(device or "cuda")
         self.cuda = cuda or torch.cuda
         if cuda is None and self.device.type != "cuda":
