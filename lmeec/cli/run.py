@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import warnings
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from lmeec.cli import take
+from lmeec.cli import take as own_video
+from lmeec.cli.options import add_device_options, add_threads_option, resolve_device
 from lmeec.runtime.backend import BACKENDS
 
 
@@ -22,11 +24,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--backend", choices=BACKENDS, default="ort")
     run.add_argument("--preset", help="expected preset (checked against the manifest)")
     run.add_argument("--checkpoint", help="weights for --backend torch")
-    run.add_argument("--device", default="cpu")
-    run.add_argument("--threads", type=int, help="CPU threads for torch / ONNX Runtime")
-    run.add_argument(
-        "--provider", action="append", choices=["cpu", "cuda", "tensorrt"], help="ONNX Runtime provider(s)"
-    )
+    add_device_options(run)
+    add_threads_option(run)
     split = run.add_argument_group("benchmark split (EgoExo4D relations layout)")
     split.add_argument("--annotations", help="relations_{split}.json, processed GT file or folder")
     split.add_argument("--relations", help="raw relations file when --annotations is a processed folder")
@@ -34,7 +33,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--frames-root", help="root of {take}/{camera}/{frame}.jpg (default: beside --annotations)"
     )
     split.add_argument("--direction", choices=["ego-exo", "exo-ego", "both"], default="both")
-    split.add_argument("--take", action="append", help="only these take uids")
+    split.add_argument(
+        "--take", action="append", help="only these take uids (the file then covers only them)"
+    )
     split.add_argument(
         "--confidence",
         choices=["area", "score"],
@@ -43,21 +44,38 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     one = run.add_argument_group("one take")
     one.add_argument("--source", help="source-view frames: image folder or video file")
-    one.add_argument("--source-masks", help="folder of source masks named like the source frames (PNG)")
+    one.add_argument(
+        "--source-masks",
+        help="folder of source masks named like the frames (7.png, 0007.png or 000007.png for frame 7; PNG/JPG)",
+    )
     one.add_argument("--target", help="target-view frames: image folder or video file")
+    one.add_argument(
+        "--skip-unpaired",
+        action="store_true",
+        help="skip (with a warning) frames present in one view only, instead of refusing the take",
+    )
+    one.add_argument(
+        "--mask-threshold",
+        type=float,
+        metavar="T",
+        help="binarise masks as value >= T (default: masks must hold 0/1 or 0/255 only)",
+    )
     run.add_argument("--out", required=True, help="output folder (written atomically)")
-    run.add_argument("--force", action="store_true", help="replace an existing output folder")
+    run.add_argument("--force", action="store_true", help="replace a previous lmeec output folder")
     run.add_argument("--no-png", action="store_true", help="skip the PNG masks")
-    take.add_arguments(run)
+    run.add_argument("--no-progress", action="store_true", help="no progress bars")
+    own_video.add_arguments(run)
     run.set_defaults(func=cmd_run)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    if take.wanted(args):  # one prompt, live views or overlay pictures: lmeec/cli/take.py
-        return take.cmd_run_take(args)
-    from lmeec.files import atomic_dir
+    if own_video.wanted(args):  # one prompt, live views or overlay pictures: lmeec/cli/take.py
+        return own_video.cmd_run_take(args)
+    from lmeec.files import atomic_dir, atomic_write_json, check_output
+    from lmeec.model.checkpoint import is_random, random_weights_warning
     from lmeec.runtime.backend import open_backend
     from lmeec.runtime.pipeline import Pipeline
+    from lmeec.runtime.takes import open_take
 
     split_mode = args.annotations is not None
     take_mode = any(x is not None for x in (args.source, args.source_masks, args.target))
@@ -67,27 +85,37 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
     if take_mode and None in (args.source, args.source_masks, args.target):
         raise ValueError("one-take mode needs all of --source, --source-masks and --target")
+    inputs = [args.engines, args.checkpoint, args.source, args.source_masks, args.target]
+    inputs += [args.annotations, args.relations, args.frames_root]
+    check_output(args.out, force=args.force, inputs=inputs)  # before any work: fail early, destroy nothing
     backend = open_backend(
         args.backend,
         engines=args.engines,
         preset=args.preset,
         checkpoint=args.checkpoint,
-        device=args.device,
+        device=resolve_device(args.device, args.backend),
         threads=args.threads,
         providers=args.provider,
     )
+    take = open_take(args.source, args.source_masks, args.target, args.skip_unpaired) if take_mode else None
+    if is_random(backend.weights):
+        warnings.warn(random_weights_warning(backend.weights), stacklevel=1)
     pipeline = Pipeline(backend)
-    with atomic_dir(args.out, overwrite=args.force) as out:
+    with atomic_dir(args.out, overwrite=args.force, inputs=inputs) as out:
         if split_mode:
             frames = _run_split(pipeline, args, out)
         else:
-            frames = _run_take(pipeline, args, out)
+            frames = _run_take(pipeline, take, args, out)
+        atomic_write_json(
+            out / "run.json", {"weights": backend.weights, "backend": backend.describe()}, indent=1
+        )
     print(f"wrote {frames} frame predictions to {args.out}")
     return 0
 
 
 def _run_split(pipeline, args: argparse.Namespace, out: Path) -> int:
-    """Every evaluation unit of the split, in benchmark order; writes predictions.json (submission format)."""
+    """Every evaluation unit of the split, in benchmark order; writes predictions.json, a complete submission
+    (every take, object and camera pair; a prediction for every frame with a query mask, scored or not)."""
     from tqdm import tqdm
 
     from lmeec.eval.annotations import DIRECTIONS, load_annotations
@@ -99,21 +127,29 @@ def _run_split(pipeline, args: argparse.Namespace, out: Path) -> int:
     )
     ann = load_annotations(args.annotations, relations=args.relations, frames_root=root)
     directions = list(DIRECTIONS) if args.direction == "both" else [args.direction]
+    writer = SubmissionWriter(ann, directions, takes=args.take)  # complete: every take/object/pair laid out
     units = [u for d in directions for u in ann.units(d) if not args.take or u.take in args.take]
     if not units:
         raise ValueError(f"no evaluation units for direction {args.direction} in {args.annotations}")
-    writer, written = SubmissionWriter(), 0
-    for unit in tqdm(units, desc="units", unit="unit"):
-        frames = list(unit.frames(all_frames=True))
+    written = 0
+    for unit in tqdm(units, desc="units", unit="unit", disable=args.no_progress):
+        frames = list(unit.frames(all_frames=True))  # in order: the tracker's memory needs every frame
         pipeline.reset(num_frames=len(frames))
-        for fr in tqdm(frames, desc=f"{unit.take[:8]} {unit.obj[:12]}", unit="frame", leave=False):
+        shape = unit.target_eval_shape
+        for fr in tqdm(
+            frames,
+            desc=f"{unit.take[:8]} {unit.obj[:12]}",
+            unit="frame",
+            leave=False,
+            disable=args.no_progress,
+        ):
             result = pipeline.step(fr.source_rgb, fr.source_mask, fr.target_rgb)
-            if not fr.counted:
+            if fr.source_mask is None:  # no query mask: the submission holds no prediction here
                 continue
-            if result.skipped:  # counted but no usable query mask: report "not visible"
-                mask, confidence = np.zeros(unit.target_eval_shape, bool), 0.0
+            if result.skipped:  # query mask unusable at model resolution: report "not visible"
+                mask, confidence = np.zeros(shape, bool), 0.0
             else:
-                mask = resize_nearest(result.mask, unit.target_eval_shape)
+                mask = resize_nearest(result.mask, shape)
                 confidence = float(result.visible) if args.confidence == "area" else result.confidence
             writer.add(unit.take, unit.obj, unit.query_cam, unit.target_cam, fr.frame, mask, confidence)
             if not args.no_png:
@@ -131,28 +167,20 @@ def _run_split(pipeline, args: argparse.Namespace, out: Path) -> int:
     return written
 
 
-def _run_take(pipeline, args: argparse.Namespace, out: Path) -> int:
+def _run_take(pipeline, take, args: argparse.Namespace, out: Path) -> int:
     """One take: PNG masks at the target's native size and predictions.json with COCO RLE per frame."""
     from tqdm import tqdm
 
     from lmeec.eval.rle import encode_rle
     from lmeec.files import atomic_write_json
-    from lmeec.runtime.takes import FrameSource, read_mask
+    from lmeec.runtime.takes import read_mask
 
-    source, target = FrameSource(args.source, "source"), FrameSource(args.target, "target")
-    if len(source) != len(target):
-        raise ValueError(
-            f"source has {len(source)} frames but target has {len(target)}: views must be synchronised"
-        )
-    masks = Path(args.source_masks)
-    if not masks.is_dir():
-        raise FileNotFoundError(f"source mask folder {masks} does not exist")
-    pipeline.reset(num_frames=len(source))
+    pipeline.reset(num_frames=len(take.names))
     frames = {}
-    for name, src, tgt in tqdm(
-        zip(source.names, source, target, strict=True), total=len(source), unit="frame"
-    ):
-        result = pipeline.step(src, read_mask(masks, name, src.shape[:2]), tgt)
+    for name, src, tgt in tqdm(take.pairs(), total=len(take.names), unit="frame", disable=args.no_progress):
+        path = take.masks.get(name)
+        mask = read_mask(path, src.shape[:2], args.mask_threshold) if path else None
+        result = pipeline.step(src, mask, tgt)
         if result.skipped:
             frames[name] = {"skipped": True}
             continue
@@ -169,6 +197,7 @@ def _run_take(pipeline, args: argparse.Namespace, out: Path) -> int:
         "source": str(args.source),
         "target": str(args.target),
         "preset": pipeline.preset.name,
+        "weights": pipeline.backend.weights,
         "frames": frames,
     }
     atomic_write_json(out / "predictions.json", doc)

@@ -237,7 +237,8 @@ class _MaskFolder:
         from lmeec.model.prompted import PromptedResult
         from lmeec.runtime.takes import read_mask
 
-        mask = read_mask(self.folder, name, source.shape[:2])
+        path = self.folder / f"{name}.png"
+        mask = read_mask(path, source.shape[:2]) if path.is_file() else None
         return PromptedResult(None, self.pipeline.step(source, mask, target)), mask
 
 

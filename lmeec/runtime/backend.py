@@ -34,6 +34,7 @@ class Backend(ABC):
     name: str
     preset: Preset
     device: torch.device
+    weights: dict  # weight provenance (random + seed, or file + sha256), recorded in every output
 
     @abstractmethod
     def bind(self, graph: str, feeds: dict[str, Tensor], fetches: dict[str, Tensor]) -> Runner:

@@ -2,7 +2,8 @@
 
 Per processed frame t (p = the last processed frame before t, whose target memory is still pending):
 image encoder on [source_t, target_t] -> memory encoder on [source_t + its mask, target_p + its logits]
--> commit p's memories to the banks (append in warm-up, append + compress in steady state if p = t-1)
+-> bring the banks to frame t's (warm-up, fewer than 7 frames processed: the stored frames t-6 … t-1,
+p included; steady state: p appended and one slot compressed away if p = t-1, else unchanged)
 -> view attention -> bank attention + MV-MoE (if the banks hold anything) -> mask decoder -> outputs.
 Encoding p's target memory one step late lets the memory encoder run as one batch of 2 (its result is
 first needed at the next frame), with results identical to the reference order.
@@ -10,13 +11,21 @@ first needed at the next frame), with results identical to the reference order.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 
 import numpy as np
 import torch
 
-from lmeec.model.preprocess import IMAGENET_MEAN, IMAGENET_STD, FrameClock, check_step, resize_rgb8
+from lmeec.model.preprocess import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    FrameClock,
+    check_step,
+    resize_rgb8,
+    vanished_mask_warning,
+)
 from lmeec.model.tracker import VISIBLE_AREA, StepResult
 from lmeec.runtime.backend import Backend
 from lmeec.runtime.ring import BankRing
@@ -71,6 +80,7 @@ class Pipeline:
         self.f_view, self.f_mem, self.fused = (torch.empty(1, c, g, g, **f) for _ in range(3))
         self.low_res = torch.empty(1, 1, p.low_res, p.low_res, **f)
         self.iou = torch.empty(1, 1, **f)
+        self.object_score = torch.empty(1, 1, **f)  # own buffer: TensorRT needs 256-byte aligned outputs
         self.pointer = torch.empty(1, c, **f)
         self.ring = BankRing(p, dev)
         pin = dev.type == "cuda"
@@ -114,12 +124,13 @@ class Pipeline:
             {"f_mem": self.f_mem},
         )
         self._moe = b.bind("moe_fusion", {"f_mem": self.f_mem, "f_view": self.f_view}, {"fused": self.fused})
-        # decoder outputs land where the next memory-encoder batch reads them (logits, object score)
+        # the decoder's logits land where the next memory-encoder batch reads them; its object score is
+        # copied there (enc_scores[1:2] is 4 bytes into its buffer, an address TensorRT refuses)
         dec_out = {
             "low_res_logits": self.low_res,
             "logits": self.enc_masks[1:2],
             "iou": self.iou,
-            "object_score": self.enc_scores[1:2],
+            "object_score": self.object_score,
             "pointer": self.pointer,
         }
         high_res = {"feat_s0": self.feat_s0[1:2], "feat_s1": self.feat_s1[1:2]}
@@ -128,9 +139,8 @@ class Pipeline:
 
     def reset(self, num_frames: int | None = None) -> None:
         """Start a new take (pass its length when known, as for Correspondence)."""
+        self.clock = FrameClock(num_frames)  # first: it refuses a num_frames that is not a whole number
         self.ring.reset(num_frames)
-        self.clock = FrameClock(num_frames)
-        self.pending: int | None = None
 
     @property
     def frame_index(self) -> int:
@@ -153,10 +163,8 @@ class Pipeline:
         with sec("memory_encoder"):
             self._memory_encoder()
         with sec("bank_update"):
-            if self.pending is not None:
-                ring.incoming(1).copy_(self.memory[1])  # the pending frame's target memory, now encoded
-                if t < ring.warmup or self.pending == t - 1:
-                    ring.commit(compress=t >= ring.warmup)
+            ring.incoming(1).copy_(self.memory[1])  # the pending frame's target memory, now encoded
+            ring.update(t)  # warm-up: banks = frames t-6 … t-1; steady state: append t-1 + compress
             ring.incoming(0).copy_(self.memory[0])
             t_diffs = ring.prepare(t)
         with sec("view_attention"):
@@ -171,9 +179,9 @@ class Pipeline:
             decode = self._decode_view  # no stored memory yet: the view expert alone
         with sec("mask_decoder"):
             decode()
+            self.enc_scores[1:2].copy_(self.object_score)
             ring.pointer_slot(t).copy_(self.pointer[0])
             self.enc_feats[1].copy_(self.feats[1])
-        self.pending = t
         with sec("postprocess"):
             return self._outputs(t, (ring.count, ring.count), t_diffs)
 
@@ -196,6 +204,8 @@ class Pipeline:
             sizes.mask_host, [s, s], False, None, None, out=self._mask_model
         )
         self.enc_masks[0].copy_(self._mask_model[0].ge_(0.5), non_blocking=True)
+        if not self._mask_model.any():
+            warnings.warn(vanished_mask_warning(self.clock.index - 1, mask, s), stacklevel=3)
         if self.preset.source_mask == "sam2":
             self.enc_masks[0].mul_(20.0).sub_(10.0)
 
@@ -208,7 +218,7 @@ class Pipeline:
         sizes.native_host.copy_(sizes.native_mask[0, 0])
         self._out_host[0].copy_(self.enc_masks[1, 0])
         self._low_host.copy_(self.low_res[0, 0])
-        self._scalars_host[0:1].copy_(self.enc_scores[1])
+        self._scalars_host[0:1].copy_(self.object_score[0])
         self._scalars_host[1:2].copy_(self.iou[0])
         self.backend.synchronize()
         logits = self._out_host[0].numpy().copy()
