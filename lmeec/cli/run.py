@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
 
 from lmeec.runtime.backend import BACKENDS
+
+if TYPE_CHECKING:
+    from lmeec.eval.annotations import EvaluationUnit
+    from lmeec.runtime.pipeline import Pipeline
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -40,6 +47,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default="area",
         help="visibility confidence: research rule (area > 0.1 %%) or sigmoid(object score)",
     )
+    ray = run.add_argument_group(
+        "Ray: a split's units on a local or existing cluster (pip install lmeec[ray])"
+    )
+    ray.add_argument("--ray", action="store_true", help="run the split's units on Ray actors (resumable)")
+    ray.add_argument("--address", help="existing cluster: auto or ray://host:port (default: a local Ray)")
+    ray.add_argument("--workers", type=int, default=2, help="actors, each holding one opened backend")
+    ray.add_argument("--gpus-per-worker", type=float, default=0.0, help="GPUs per actor (with --device cuda)")
     one = run.add_argument_group("one take")
     one.add_argument("--source", help="source-view frames: image folder or video file")
     one.add_argument("--source-masks", help="folder of source masks named like the source frames (PNG)")
@@ -52,8 +66,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from lmeec.files import atomic_dir
-    from lmeec.runtime.backend import open_backend
-    from lmeec.runtime.pipeline import Pipeline
 
     split_mode = args.annotations is not None
     take_mode = any(x is not None for x in (args.source, args.source_masks, args.target))
@@ -63,8 +75,29 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
     if take_mode and None in (args.source, args.source_masks, args.target):
         raise ValueError("one-take mode needs all of --source, --source-masks and --target")
-    backend = open_backend(
-        args.backend,
+    if args.ray:
+        if take_mode:
+            raise ValueError("--ray runs a benchmark split: give --annotations")
+        from lmeec.cli.run_ray import run_split_on_ray
+
+        return run_split_on_ray(args)
+    pipeline = open_pipeline(**pipeline_options(args))
+    with atomic_dir(args.out, overwrite=args.force) as out:
+        if split_mode:
+            units = split_units(args)
+            frames = write_split(
+                units, partial(predict_unit, pipeline, confidence=args.confidence), out, args
+            )
+        else:
+            frames = _run_take(pipeline, args, out)
+    print(f"wrote {frames} frame predictions to {args.out}")
+    return 0
+
+
+def pipeline_options(args: argparse.Namespace) -> dict:
+    """What `open_pipeline` needs, as plain values (a Ray actor receives them)."""
+    return dict(
+        kind=args.backend,
         engines=args.engines,
         preset=args.preset,
         checkpoint=args.checkpoint,
@@ -72,56 +105,78 @@ def cmd_run(args: argparse.Namespace) -> int:
         threads=args.threads,
         providers=args.provider,
     )
-    pipeline = Pipeline(backend)
-    with atomic_dir(args.out, overwrite=args.force) as out:
-        if split_mode:
-            frames = _run_split(pipeline, args, out)
-        else:
-            frames = _run_take(pipeline, args, out)
-    print(f"wrote {frames} frame predictions to {args.out}")
-    return 0
 
 
-def _run_split(pipeline, args: argparse.Namespace, out: Path) -> int:
-    """Every evaluation unit of the split, in benchmark order; writes predictions.json (submission format)."""
-    from tqdm import tqdm
+def open_pipeline(kind: str, **options) -> Pipeline:
+    """A `Pipeline` over a freshly opened backend."""
+    from lmeec.runtime.backend import open_backend
+    from lmeec.runtime.pipeline import Pipeline
 
+    return Pipeline(open_backend(kind, **options))
+
+
+def split_units(args: argparse.Namespace) -> list[EvaluationUnit]:
+    """Every evaluation unit of the split, in benchmark order (frames found by absolute path)."""
     from lmeec.eval.annotations import DIRECTIONS, load_annotations
-    from lmeec.eval.rle import resize_nearest
-    from lmeec.eval.submission import SubmissionWriter
 
     root = args.frames_root or (
         args.annotations if Path(args.annotations).is_dir() else Path(args.annotations).parent
     )
-    ann = load_annotations(args.annotations, relations=args.relations, frames_root=root)
+    ann = load_annotations(args.annotations, relations=args.relations, frames_root=Path(root).resolve())
     directions = list(DIRECTIONS) if args.direction == "both" else [args.direction]
     units = [u for d in directions for u in ann.units(d) if not args.take or u.take in args.take]
     if not units:
         raise ValueError(f"no evaluation units for direction {args.direction} in {args.annotations}")
+    return units
+
+
+def predict_unit(
+    pipeline: Pipeline, unit: EvaluationUnit, confidence: str = "area", progress: bool = True
+) -> list[list]:
+    """One unit walked frame by frame: [frame, RLE mask at evaluation shape, confidence] per counted frame."""
+    from tqdm import tqdm
+
+    from lmeec.eval.rle import encode_rle, resize_nearest
+
+    frames = list(unit.frames(all_frames=True))
+    pipeline.reset(num_frames=len(frames))
+    out = []
+    bar = tqdm(
+        frames, desc=f"{unit.take[:8]} {unit.obj[:12]}", unit="frame", leave=False, disable=not progress
+    )
+    for fr in bar:
+        result = pipeline.step(fr.source_rgb, fr.source_mask, fr.target_rgb)
+        if not fr.counted:
+            continue
+        if result.skipped:  # counted but no usable query mask: report "not visible"
+            mask, score = np.zeros(unit.target_eval_shape, bool), 0.0
+        else:
+            mask = resize_nearest(result.mask, unit.target_eval_shape)
+            score = float(result.visible) if confidence == "area" else result.confidence
+        out.append([fr.frame, encode_rle(mask), score])
+    return out
+
+
+def write_split(
+    units: list[EvaluationUnit],
+    predictions: Callable[[EvaluationUnit], list[list]],
+    out: Path,
+    args: argparse.Namespace,
+) -> int:
+    """predictions.json (submission format) and the PNG masks, unit by unit in benchmark order."""
+    from tqdm import tqdm
+
+    from lmeec.eval.rle import decode_rle
+    from lmeec.eval.submission import SubmissionWriter
+
     writer, written = SubmissionWriter(), 0
     for unit in tqdm(units, desc="units", unit="unit"):
-        frames = list(unit.frames(all_frames=True))
-        pipeline.reset(num_frames=len(frames))
-        for fr in tqdm(frames, desc=f"{unit.take[:8]} {unit.obj[:12]}", unit="frame", leave=False):
-            result = pipeline.step(fr.source_rgb, fr.source_mask, fr.target_rgb)
-            if not fr.counted:
-                continue
-            if result.skipped:  # counted but no usable query mask: report "not visible"
-                mask, confidence = np.zeros(unit.target_eval_shape, bool), 0.0
-            else:
-                mask = resize_nearest(result.mask, unit.target_eval_shape)
-                confidence = float(result.visible) if args.confidence == "area" else result.confidence
-            writer.add(unit.take, unit.obj, unit.query_cam, unit.target_cam, fr.frame, mask, confidence)
+        pair = f"{unit.query_cam}_{unit.target_cam}"
+        for frame, rle, confidence in predictions(unit):
+            mask = decode_rle(rle, f"{unit.take} {unit.obj} {pair} frame {frame}")
+            writer.add(unit.take, unit.obj, unit.query_cam, unit.target_cam, frame, mask, confidence)
             if not args.no_png:
-                _save_png(
-                    out
-                    / "masks"
-                    / unit.take
-                    / f"{unit.query_cam}_{unit.target_cam}"
-                    / unit.obj
-                    / f"{fr.frame}.png",
-                    mask,
-                )
+                _save_png(out / "masks" / unit.take / pair / unit.obj / f"{frame}.png", mask)
             written += 1
     writer.save(out / "predictions.json")
     return written
