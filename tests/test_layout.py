@@ -17,7 +17,8 @@ ALLOWED: dict[str, set[str]] = {
     "eval": set(),
     "bench": {"model", "export", "kernels", "runtime", "eval"},
     "scale": {"model", "export", "runtime", "eval"},
-    "cli": {"model", "export", "kernels", "runtime", "eval", "bench", "scale"},
+    "serve": {"model", "export", "runtime", "eval"},
+    "cli": {"model", "export", "kernels", "runtime", "eval", "bench", "scale", "serve"},
 }
 
 

@@ -9,7 +9,7 @@ import sys
 from lmeec import __version__
 
 # verb -> module under lmeec.cli defining `add_parser(subparsers)`; each parser sets `func(args) -> int`.
-VERBS = ("demo", "checkpoint", "export", "build", "run", "check", "bench", "data", "eval")
+VERBS = ("demo", "checkpoint", "export", "build", "run", "check", "bench", "data", "eval", "serve")
 
 
 def build_parser() -> argparse.ArgumentParser:
