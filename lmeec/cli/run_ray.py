@@ -11,7 +11,7 @@ import hashlib
 from functools import partial
 from pathlib import Path
 
-from lmeec.cli.run import open_pipeline, pipeline_options, predict_unit, split_units, write_split
+from lmeec.cli.split import open_pipeline, pipeline_options, predict_unit, split_units, write_split
 from lmeec.eval.annotations import EvaluationUnit
 
 

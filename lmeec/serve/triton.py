@@ -149,6 +149,7 @@ def server_command(triton: Path, models: Path, backends: Path, http_port: int) -
         "--allow-grpc=false",
         "--allow-metrics=false",
         "--exit-on-error=true",
+        "--exit-timeout-secs=5",
         "--log-verbose=0",
     ]
 
@@ -177,15 +178,18 @@ class TritonServer:
 
         client = http.InferenceServerClient(self.url)
         deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"tritonserver exited ({self.process.returncode}): {self._tail()}")
-            try:
-                if client.is_model_ready(MODEL):
-                    return
-            except Exception:  # not listening yet
-                pass
-            time.sleep(0.5)
+        try:
+            while time.monotonic() < deadline:
+                if self.process.poll() is not None:
+                    raise RuntimeError(f"tritonserver exited ({self.process.returncode}): {self._tail()}")
+                try:
+                    if client.is_model_ready(MODEL):
+                        return
+                except Exception:  # not listening yet
+                    pass
+                time.sleep(0.5)
+        finally:
+            client.close()
         self.stop()
         raise RuntimeError(f"tritonserver not ready after {timeout_s:g} s: {self._tail()}")
 
