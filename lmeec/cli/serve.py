@@ -40,6 +40,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         threads=args.threads,
         http_port=args.http_port,
     )
+    if args.backend == "trt" and not args.device.startswith("cuda"):
+        raise ValueError("--backend trt runs on a GPU: add --device cuda")
     if config.max_sessions < 1:
         raise ValueError(f"--max-sessions must be at least 1, got {config.max_sessions}")
     with (

@@ -82,3 +82,12 @@ def test_idle_sessions_time_out(backend):
     assert table.open_sessions == [2]
     with pytest.raises(SessionError, match="timed out after 10 s idle"):
         table.step(1, False, False, *f)
+
+
+def test_serve_refuses_a_folder_without_engines(tmp_path, capsys):
+    from lmeec.cli import main
+
+    assert main(["serve", "--engines", str(tmp_path / "none"), "--http-port", "0"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("lmeec serve: error:")
+    assert "none/manifest.json: not an exported engine folder" in err or "tritonserver not found" in err
