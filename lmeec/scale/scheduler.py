@@ -45,6 +45,7 @@ class Progress:
     key: str
     done: int
     total: int
+    worker_pid: int  # the actor that ran it
     worker_pids: tuple[int, ...]  # process ids of the live actors, where known
 
 
@@ -185,7 +186,7 @@ def run_units(
             submit(slot)
             if on_unit is not None:
                 pids = tuple(p for p in run.pids if p > 0)
-                on_unit(Progress(key, run.resumed + run.ran, len(units), pids))
+                on_unit(Progress(key, run.resumed + run.ran, len(units), pid, pids))
     finally:
         for w in workers:
             ray.kill(w, no_restart=True)

@@ -88,7 +88,7 @@ def test_a_killed_worker_is_replaced_and_the_output_is_the_same(
 
     def kill_the_other_worker(progress):
         if not killed:  # the worker that did not just finish is mid-unit: its unit must run again elsewhere
-            pid = next(p for p in progress.worker_pids if p != progress.worker_pids[-1])
+            pid = next(p for p in progress.worker_pids if p != progress.worker_pid)
             killed.append(pid)
             os.kill(pid, signal.SIGKILL)
 
