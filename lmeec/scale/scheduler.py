@@ -98,7 +98,8 @@ def connect(config: RayConfig) -> bool:
     quiet = dict(log_to_driver=False, logging_level=logging.WARNING, include_dashboard=False)
     if config.address is None:
         need = config.workers * config.cpus_per_worker
-        ray.init(num_cpus=max(os.cpu_count() or 1, int(need + 0.999)), **quiet)
+        # "local": a new instance even where `ray start` left one running (ray.init() would join that)
+        ray.init(address="local", num_cpus=max(os.cpu_count() or 1, int(need + 0.999)), **quiet)
     else:
         quiet.pop("include_dashboard")  # a driver joining a cluster has no dashboard of its own
         ray.init(address=config.address, **quiet)

@@ -25,7 +25,7 @@ HALF = 3
 @pytest.fixture(scope="module")
 def local_ray():
     """One local Ray for the module (runs join it rather than starting their own)."""
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield
     ray.shutdown()
 
