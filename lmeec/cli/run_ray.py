@@ -68,15 +68,20 @@ def run_split_on_ray(args: argparse.Namespace) -> int:
     journal = UnitJournal(journal_folder(args.out), _settings(args, options))
     # longest units first, so the last ones to finish are short
     order = sorted(units, key=lambda u: -len(_frame_numbers(u)))
-    with tqdm(total=len(units), desc="units on Ray", unit="unit") as bar:
-        run = run_units(
-            [(unit_key(u), u) for u in order],
-            partial(open_pipeline, **options),
-            partial(predict_unit, confidence=args.confidence, progress=False),
-            journal,
-            config,
-            on_unit=lambda p: bar.update(p.done - bar.n),
-        )
+    try:
+        with tqdm(total=len(units), desc="units on Ray", unit="unit") as bar:
+            run = run_units(
+                [(unit_key(u), u) for u in order],
+                partial(open_pipeline, **options),
+                partial(predict_unit, confidence=args.confidence, progress=False),
+                journal,
+                config,
+                on_unit=lambda p: bar.update(p.done - bar.n),
+            )
+    except KeyboardInterrupt:
+        kept = len(journal.done([unit_key(u) for u in units]))
+        print(f"stopped: {kept} finished units kept in {journal.folder}; the same command continues the run")
+        raise
     with atomic_dir(args.out, overwrite=args.force) as out:
         frames = write_split(units, lambda u: run.results[unit_key(u)], out, args)
     journal.remove()
