@@ -40,7 +40,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default="area",
         help="visibility confidence: research rule (area > 0.1 %%) or sigmoid(object score)",
     )
-    ray = run.add_argument_group("Ray: a split's units on a local or existing cluster (pip install lmeec[ray])")
+    ray = run.add_argument_group(
+        "Ray: a split's units on a local or existing cluster (pip install lmeec[ray])"
+    )
     ray.add_argument("--ray", action="store_true", help="run the split's units on Ray actors (resumable)")
     ray.add_argument("--address", help="existing cluster: auto or ray://host:port (default: a local Ray)")
     ray.add_argument("--workers", type=int, default=2, help="actors, each holding one opened backend")
@@ -99,7 +101,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         warnings.warn(random_weights_warning(backend.weights), stacklevel=1)
     with atomic_dir(args.out, overwrite=args.force, inputs=inputs) as out:
         if split_mode:
-            predict = partial(predict_unit, pipeline, confidence=args.confidence, progress=not args.no_progress)
+            predict = partial(
+                predict_unit, pipeline, confidence=args.confidence, progress=not args.no_progress
+            )
             frames = write_split(split_units(args), predict, out, args)
         else:
             frames = _run_take(pipeline, take, args, out)
