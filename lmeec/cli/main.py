@@ -17,7 +17,7 @@ from lmeec import __version__
 from lmeec.files import remove_temps
 
 # verb -> module under lmeec.cli defining `add_parser(subparsers)`; each parser sets `func(args) -> int`.
-VERBS = ("demo", "checkpoint", "export", "build", "run", "check", "bench", "data", "eval")
+VERBS = ("demo", "checkpoint", "export", "build", "run", "check", "bench", "data", "eval", "serve")
 
 
 class Terminated(BaseException):

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import argparse
 import warnings
+from functools import partial
 from pathlib import Path
 
-import numpy as np
-from PIL import Image
-
 from lmeec.cli import take as own_video
-from lmeec.cli.options import add_device_options, add_threads_option, resolve_device
+from lmeec.cli.options import add_device_options, add_threads_option
+from lmeec.cli.split import open_pipeline, pipeline_options, predict_unit, save_png, split_units, write_split
 from lmeec.runtime.backend import BACKENDS
 
 
@@ -42,13 +41,25 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default="area",
         help="visibility confidence: research rule (area > 0.1 %%) or sigmoid(object score)",
     )
+    ray = run.add_argument_group(
+        "Ray: a split's units on a local or existing cluster (pip install lmeec[ray])"
+    )
+    ray.add_argument("--ray", action="store_true", help="run the split's units on Ray actors (resumable)")
+    ray.add_argument("--address", help="existing cluster: auto or ray://host:port (default: a local Ray)")
+    ray.add_argument("--workers", type=int, default=2, help="actors, each holding one opened backend")
+    ray.add_argument("--gpus-per-worker", type=float, default=0.0, help="GPUs per actor (with --device cuda)")
     one = run.add_argument_group("one take")
-    one.add_argument("--source", help="source-view frames: image folder or video file")
+    one.add_argument(
+        "--source",
+        help="source-view frames: image folder, video file, camera index (0) or stream URL (rtsp://…)",
+    )
     one.add_argument(
         "--source-masks",
         help="folder of source masks named like the frames (7.png, 0007.png or 000007.png for frame 7; PNG/JPG)",
     )
-    one.add_argument("--target", help="target-view frames: image folder or video file")
+    one.add_argument(
+        "--target", help="target-view frames: image folder, video file, camera index or stream URL"
+    )
     one.add_argument(
         "--skip-unpaired",
         action="store_true",
@@ -73,8 +84,6 @@ def cmd_run(args: argparse.Namespace) -> int:
         return own_video.cmd_run_take(args)
     from lmeec.files import atomic_dir, atomic_write_json, check_output
     from lmeec.model.checkpoint import is_random, random_weights_warning
-    from lmeec.runtime.backend import open_backend
-    from lmeec.runtime.pipeline import Pipeline
     from lmeec.runtime.takes import open_take
 
     split_mode = args.annotations is not None
@@ -88,22 +97,23 @@ def cmd_run(args: argparse.Namespace) -> int:
     inputs = [args.engines, args.checkpoint, args.source, args.source_masks, args.target]
     inputs += [args.annotations, args.relations, args.frames_root]
     check_output(args.out, force=args.force, inputs=inputs)  # before any work: fail early, destroy nothing
-    backend = open_backend(
-        args.backend,
-        engines=args.engines,
-        preset=args.preset,
-        checkpoint=args.checkpoint,
-        device=resolve_device(args.device, args.backend),
-        threads=args.threads,
-        providers=args.provider,
-    )
+    if args.ray:
+        if take_mode:
+            raise ValueError("--ray runs a benchmark split: give --annotations")
+        from lmeec.cli.run_ray import run_split_on_ray
+
+        return run_split_on_ray(args, inputs)
+    pipeline = open_pipeline(**pipeline_options(args))
+    backend = pipeline.backend
     take = open_take(args.source, args.source_masks, args.target, args.skip_unpaired) if take_mode else None
     if is_random(backend.weights):
         warnings.warn(random_weights_warning(backend.weights), stacklevel=1)
-    pipeline = Pipeline(backend)
     with atomic_dir(args.out, overwrite=args.force, inputs=inputs) as out:
         if split_mode:
-            frames = _run_split(pipeline, args, out)
+            predict = partial(
+                predict_unit, pipeline, confidence=args.confidence, progress=not args.no_progress
+            )
+            frames = write_split(split_units(args), predict, out, args)
         else:
             frames = _run_take(pipeline, take, args, out)
         atomic_write_json(
@@ -111,60 +121,6 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
     print(f"wrote {frames} frame predictions to {args.out}")
     return 0
-
-
-def _run_split(pipeline, args: argparse.Namespace, out: Path) -> int:
-    """Every evaluation unit of the split, in benchmark order; writes predictions.json, a complete submission
-    (every take, object and camera pair; a prediction for every frame with a query mask, scored or not)."""
-    from tqdm import tqdm
-
-    from lmeec.eval.annotations import DIRECTIONS, load_annotations
-    from lmeec.eval.rle import resize_nearest
-    from lmeec.eval.submission import SubmissionWriter
-
-    root = args.frames_root or (
-        args.annotations if Path(args.annotations).is_dir() else Path(args.annotations).parent
-    )
-    ann = load_annotations(args.annotations, relations=args.relations, frames_root=root)
-    directions = list(DIRECTIONS) if args.direction == "both" else [args.direction]
-    writer = SubmissionWriter(ann, directions, takes=args.take)  # complete: every take/object/pair laid out
-    units = [u for d in directions for u in ann.units(d) if not args.take or u.take in args.take]
-    if not units:
-        raise ValueError(f"no evaluation units for direction {args.direction} in {args.annotations}")
-    written = 0
-    for unit in tqdm(units, desc="units", unit="unit", disable=args.no_progress):
-        frames = list(unit.frames(all_frames=True))  # in order: the tracker's memory needs every frame
-        pipeline.reset(num_frames=len(frames))
-        shape = unit.target_eval_shape
-        for fr in tqdm(
-            frames,
-            desc=f"{unit.take[:8]} {unit.obj[:12]}",
-            unit="frame",
-            leave=False,
-            disable=args.no_progress,
-        ):
-            result = pipeline.step(fr.source_rgb, fr.source_mask, fr.target_rgb)
-            if fr.source_mask is None:  # no query mask: the submission holds no prediction here
-                continue
-            if result.skipped:  # query mask unusable at model resolution: report "not visible"
-                mask, confidence = np.zeros(shape, bool), 0.0
-            else:
-                mask = resize_nearest(result.mask, shape)
-                confidence = float(result.visible) if args.confidence == "area" else result.confidence
-            writer.add(unit.take, unit.obj, unit.query_cam, unit.target_cam, fr.frame, mask, confidence)
-            if not args.no_png:
-                _save_png(
-                    out
-                    / "masks"
-                    / unit.take
-                    / f"{unit.query_cam}_{unit.target_cam}"
-                    / unit.obj
-                    / f"{fr.frame}.png",
-                    mask,
-                )
-            written += 1
-    writer.save(out / "predictions.json")
-    return written
 
 
 def _run_take(pipeline, take, args: argparse.Namespace, out: Path) -> int:
@@ -192,7 +148,7 @@ def _run_take(pipeline, take, args: argparse.Namespace, out: Path) -> int:
             "object_score": result.object_score,
         }
         if not args.no_png:
-            _save_png(out / "masks" / f"{name}.png", result.mask)
+            save_png(out / "masks" / f"{name}.png", result.mask)
     doc = {
         "source": str(args.source),
         "target": str(args.target),
@@ -202,8 +158,3 @@ def _run_take(pipeline, take, args: argparse.Namespace, out: Path) -> int:
     }
     atomic_write_json(out / "predictions.json", doc)
     return sum(not f["skipped"] for f in frames.values())
-
-
-def _save_png(path: Path, mask: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(mask.astype(np.uint8) * 255).save(path)

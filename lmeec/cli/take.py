@@ -17,6 +17,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from lmeec.cli.options import resolve_device
+from lmeec.cli.split import save_png
+
 
 def add_arguments(run: argparse.ArgumentParser) -> None:
     """The prompted / live / overlay options of `lmeec run`."""
@@ -91,8 +94,7 @@ def _numbers(text: str, n: int, what: str) -> list[float]:
 
 def cmd_run_take(args: argparse.Namespace) -> int:
     """Run one take (files or live) with a prompt or source masks, optionally writing an overlay."""
-    from lmeec.runtime.backend import open_backend
-    from lmeec.runtime.pipeline import Pipeline
+    from lmeec.cli.split import open_pipeline, pipeline_options
 
     if args.annotations is not None or args.source is None or args.target is None:
         raise ValueError("a prompted, live or overlay run needs --source and --target (and no --annotations)")
@@ -105,16 +107,7 @@ def cmd_run_take(args: argparse.Namespace) -> int:
     names, pairs, length = _open_views(args, live)
     if prompt is not None and length is not None and not 0 <= args.prompt_frame < length:
         raise ValueError(f"--prompt-frame {args.prompt_frame} is not in the video (frames 0 to {length - 1})")
-    backend = open_backend(
-        args.backend,
-        engines=args.engines,
-        preset=args.preset,
-        checkpoint=args.checkpoint,
-        device=args.device,
-        threads=args.threads,
-        providers=args.provider,
-    )
-    pipeline = Pipeline(backend)
+    pipeline = open_pipeline(**pipeline_options(args))  # device auto resolved as for plain runs
     stepper = _stepper(args, pipeline, prompt, length)
     random_weights = _random_weights(args, prompt)
     overlay = None
@@ -196,7 +189,9 @@ def _stepper(args: argparse.Namespace, pipeline, prompt, length: int | None):
 
     trunk = _tracker_trunk(args.tracker_checkpoint, pipeline.preset.name)
     size = args.tracker_size or (None if args.tracker_checkpoint else pipeline.preset.image_size)
-    tracker = SourceTracker(trunk, args.tracker_checkpoint, image_size=size, device=args.device)
+    tracker = SourceTracker(
+        trunk, args.tracker_checkpoint, image_size=size, device=resolve_device(args.device, "torch")
+    )
     prompted = PromptedCorrespondence(pipeline, tracker)
     prompted.reset(prompt, args.prompt_frame, num_frames=length)
     return prompted
@@ -265,7 +260,7 @@ def _steps(stepper, named_pairs, out: Path, frames: dict, overlay, args, live: b
         ms = 1000 * (time.perf_counter() - t0)
         r = result.target
         if source_mask is not None and result.source is not None:
-            _save_png(out / "source_masks" / f"{name}.png", source_mask)
+            save_png(out / "source_masks" / f"{name}.png", source_mask)
         if r.skipped:
             frames[name] = {"skipped": True, "ms": round(ms, 2)}
         else:
@@ -278,7 +273,7 @@ def _steps(stepper, named_pairs, out: Path, frames: dict, overlay, args, live: b
                 "ms": round(ms, 2),
             }
             if not args.no_png:
-                _save_png(out / "masks" / f"{name}.png", r.mask)
+                save_png(out / "masks" / f"{name}.png", r.mask)
         if overlay is not None:
             score = None if r.skipped else r.object_score
             overlay.add(r.frame_index, src, source_mask, tgt, None if r.skipped else r.mask, score, ms)
@@ -287,8 +282,3 @@ def _steps(stepper, named_pairs, out: Path, frames: dict, overlay, args, live: b
             fps = len(frames) / (now - started)
             print(f"\rframe {r.frame_index}  {fps:5.1f} fps  latency {ms:6.1f} ms", end="", file=sys.stderr)
             last_report = now
-
-
-def _save_png(path: Path, mask: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(mask.astype(np.uint8) * 255).save(path)
