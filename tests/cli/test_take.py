@@ -11,6 +11,7 @@ from PIL import Image
 from lmeec.cli import main
 
 cv2 = pytest.importorskip("cv2")
+pytestmark = pytest.mark.usefixtures("one_thread")
 FRAMES = 5
 SRC_HW, TGT_HW = (72, 96), (54, 96)
 

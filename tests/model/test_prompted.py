@@ -11,6 +11,7 @@ from lmeec.model.tracker import Correspondence
 from tests.conftest import synthetic_pair
 
 FRAMES = 3
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _take():
