@@ -46,11 +46,20 @@ def _settings(args: argparse.Namespace, options: dict) -> dict:
     }
 
 
+def _run_facts(options: dict, run) -> dict:
+    """run.json of a Ray run: the weights' provenance (from the engines' manifest) and how the units ran."""
+    from lmeec.export.manifest import read_manifest
+
+    weights = read_manifest(options["engines"]).checkpoint if options["engines"] else None
+    backend = {"backend": options["kind"], "device": options["device"], "providers": options["providers"]}
+    return {"weights": weights, "backend": backend, "ray": {"workers": run.workers, "units": run.ran}}
+
+
 def run_split_on_ray(args: argparse.Namespace, inputs: list) -> int:
     """The serial run's outputs, from units run on Ray actors (`inputs`: the paths --out must not touch)."""
     from tqdm import tqdm
 
-    from lmeec.files import atomic_dir
+    from lmeec.files import atomic_dir, atomic_write_json
     from lmeec.scale.journal import UnitJournal
     from lmeec.scale.scheduler import RayConfig, run_units
 
@@ -84,6 +93,7 @@ def run_split_on_ray(args: argparse.Namespace, inputs: list) -> int:
         raise
     with atomic_dir(args.out, overwrite=args.force, inputs=inputs) as out:
         frames = write_split(split, lambda u: run.results[unit_key(u)], out, args)
+        atomic_write_json(out / "run.json", _run_facts(options, run), indent=1)
     journal.remove()
     notes = [f"{run.ran} units on {run.workers} Ray workers"]
     notes += [f"{run.workers_lost} workers lost and replaced"] if run.workers_lost else []
