@@ -6,7 +6,7 @@ The public surface is small: `Correspondence` (frame-by-frame tracker), the `lme
 from __future__ import annotations
 
 __version__ = "0.1.0"
-__all__ = ["Correspondence", "__version__"]
+__all__ = ["Correspondence", "Prompt", "PromptedCorrespondence", "SourceTracker", "__version__"]
 
 
 def __getattr__(name: str):
@@ -15,4 +15,12 @@ def __getattr__(name: str):
         from lmeec.model.tracker import Correspondence
 
         return Correspondence
+    if name == "PromptedCorrespondence":
+        from lmeec.model.prompted import PromptedCorrespondence
+
+        return PromptedCorrespondence
+    if name in ("Prompt", "SourceTracker"):
+        from lmeec.model import source_tracker
+
+        return getattr(source_tracker, name)
     raise AttributeError(name)

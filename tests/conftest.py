@@ -52,3 +52,12 @@ def test_engines(tmp_path_factory):
     out = tmp_path_factory.mktemp("engines") / "test-seed0"
     export_onnx(build_model("test", seed=0), out, checkpoint=None, seed=0, progress=False)
     return out
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Batch-1 steps on tiny inputs are weight-bound: one thread is as fast idle and far faster on a busy box."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

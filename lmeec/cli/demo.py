@@ -28,6 +28,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         type=float,
         help="device peak GFLOP/s for the %% of peak column (default: measured here)",
     )
+    demo.add_argument(
+        "--overlay", help="side-by-side pictures (.mp4 or folder; default: one MP4 in the cache)"
+    )
     demo.set_defaults(func=cmd_demo)
 
 
@@ -77,20 +80,34 @@ def cmd_demo(args: argparse.Namespace) -> int:
         f"{'frame':>6} {'status':>8} {'banks':>6} {'ptrs':>4} {'score':>7} {'conf':>5} {'visible':>7}"
         f" {'area%':>6} {'step ms':>8} {'encoder ms':>10}"
     )
+    overlay = _overlay(args, cache, random_weights=not args.engines)
     for i, fr in enumerate(unit.frames(all_frames=True)):
         if i >= args.frames:
             break
         if fr.source_mask is None or not fr.source_mask.any():
-            measured.pipeline.step(fr.source_rgb, fr.source_mask, fr.target_rgb)  # skipped: no query mask
+            r = measured.pipeline.step(fr.source_rgb, fr.source_mask, fr.target_rgb)  # skipped: no query mask
             print(f"{fr.frame:>6} {'skipped':>8}   (no source mask at this frame)")
+            if overlay:
+                overlay.add(r.frame_index, fr.source_rgb, None, fr.target_rgb, None, None, 0.0)
             continue
         r = measured.step((fr.source_rgb, fr.source_mask, fr.target_rgb), record=True)
         run = measured.run
+        if overlay:
+            overlay.add(
+                r.frame_index,
+                fr.source_rgb,
+                fr.source_mask,
+                fr.target_rgb,
+                r.mask,
+                r.object_score,
+                run.step_ms[-1],
+            )
         print(
             f"{fr.frame:>6} {'ok':>8} {r.bank_sizes[0]}+{r.bank_sizes[1]:<4} {len(r.pointer_t_diffs):>4}"
             f" {r.object_score:>7.2f} {r.confidence:>5.2f} {str(r.visible):>7} {100 * r.mask.mean():>6.2f}"
             f" {run.step_ms[-1]:>8.1f} {run.stages['image_encoder'][-1]:>10.1f}"
         )
+    written = overlay.close() if overlay else "not written (needs OpenCV: pip install 'lmeec[video]')"
     run = measured.run
     if not run.step_ms:
         print("no frame had a source mask: nothing was timed")
@@ -106,4 +123,23 @@ def cmd_demo(args: argparse.Namespace) -> int:
         f"(a short, cold run: {run.summary[STEP]['count']} timed frames, the first ones included; "
         f"`lmeec bench --preset {args.preset} --backend ort` gives warmed-up figures, JSON, CSV and a plot)"
     )
+    print(f"overlay: {written}")
     return 0
+
+
+def _overlay(args: argparse.Namespace, cache: Path, random_weights: bool):
+    """The demo's pictures: --overlay, or an MP4 in the cache that the demo itself rewrites each run."""
+    from lmeec.cli.overlay import Overlay
+
+    try:
+        import cv2  # noqa: F401
+    except ImportError:
+        if args.overlay:
+            raise RuntimeError("--overlay needs OpenCV: pip install 'lmeec[video]'") from None
+        return None
+    if args.overlay:
+        return Overlay(args.overlay, random_weights=random_weights, fps=2.0)
+    path = cache / "overlay" / f"demo-{args.preset}-f{args.frames}-seed{args.seed}.mp4"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.unlink(missing_ok=True)  # written by an earlier demo run (the cache is lmeec's own)
+    return Overlay(path, random_weights=random_weights, fps=2.0)

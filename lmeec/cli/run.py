@@ -7,6 +7,7 @@ import warnings
 from functools import partial
 from pathlib import Path
 
+from lmeec.cli import take as own_video
 from lmeec.cli.options import add_device_options, add_threads_option
 from lmeec.cli.split import open_pipeline, pipeline_options, predict_unit, save_png, split_units, write_split
 from lmeec.runtime.backend import BACKENDS
@@ -48,12 +49,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     ray.add_argument("--workers", type=int, default=2, help="actors, each holding one opened backend")
     ray.add_argument("--gpus-per-worker", type=float, default=0.0, help="GPUs per actor (with --device cuda)")
     one = run.add_argument_group("one take")
-    one.add_argument("--source", help="source-view frames: image folder or video file")
+    one.add_argument(
+        "--source",
+        help="source-view frames: image folder, video file, camera index (0) or stream URL (rtsp://…)",
+    )
     one.add_argument(
         "--source-masks",
         help="folder of source masks named like the frames (7.png, 0007.png or 000007.png for frame 7; PNG/JPG)",
     )
-    one.add_argument("--target", help="target-view frames: image folder or video file")
+    one.add_argument(
+        "--target", help="target-view frames: image folder, video file, camera index or stream URL"
+    )
     one.add_argument(
         "--skip-unpaired",
         action="store_true",
@@ -69,10 +75,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--force", action="store_true", help="replace a previous lmeec output folder")
     run.add_argument("--no-png", action="store_true", help="skip the PNG masks")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
+    own_video.add_arguments(run)
     run.set_defaults(func=cmd_run)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    if own_video.wanted(args):  # one prompt, live views or overlay pictures: lmeec/cli/take.py
+        return own_video.cmd_run_take(args)
     from lmeec.files import atomic_dir, atomic_write_json, check_output
     from lmeec.model.checkpoint import is_random, random_weights_warning
     from lmeec.runtime.takes import open_take

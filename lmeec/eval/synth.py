@@ -203,6 +203,19 @@ def _write_jpeg(path: Path, rgb: np.ndarray, quality: int) -> None:
     tmp.replace(path)
 
 
+def mask_folder(obj: str) -> str:
+    """Folder name of an object's mask PNGs (spaces become underscores, for shells)."""
+    return obj.replace(" ", "_")
+
+
+def _write_mask(path: Path, mask: np.ndarray) -> None:
+    """A 0/255 PNG mask named like its frame, so `lmeec run --source-masks` / `--prompt-mask` can read it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    Image.fromarray(mask.astype(np.uint8) * 255).save(tmp, format="PNG")
+    tmp.replace(path)
+
+
 def _write_video(path: Path, frames: list[np.ndarray]) -> None:
     """Write frames as an MP4 at 1 fps (the annotation rate) with OpenCV."""
     try:
@@ -264,6 +277,7 @@ def write_take(
                     "encodedMask": encode_mask_lz(mask),
                 }
                 processed[obj][cam][str(frame)] = encode_rle(mask)
+                _write_mask(take_dir / "masks" / cam / mask_folder(obj) / f"{frame}.png", mask)
         if config.video:
             _write_video(take_dir / f"{cam}.mp4", video)
     atomic_write_json(take_dir / "annotation.json", {"masks": processed, "subsample_idx": list(scene.frames)})

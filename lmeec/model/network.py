@@ -65,10 +65,13 @@ def _rope_attention(preset: Preset, kv_in_dim: int | None = None) -> RealRoPEAtt
     )
 
 
-class LMEEC(SAM2Base):
-    """SAM 2.1 with SAM 2.1's stock flags, a real-valued RoPE memory attention, and MV-MoE."""
+class SAM21(SAM2Base):
+    """SAM 2.1 built from sam2's modules with SAM 2.1's stock flags and a real-valued RoPE memory attention.
 
-    def __init__(self, preset: Preset) -> None:
+    `overrides` reach SAM2Base unchanged (the source tracker passes the video predictor's post-processing flags).
+    """
+
+    def __init__(self, preset: Preset, **overrides: object) -> None:
         trunk = preset.trunk
         image_encoder = ImageEncoder(
             trunk=Hiera(
@@ -145,17 +148,25 @@ class LMEEC(SAM2Base):
             multimask_min_pt_num=0,
             multimask_max_pt_num=1,
             use_mlp_for_obj_ptr_proj=True,
+            **overrides,
         )
-        self.MV_MoE = MVMoE(preset.d_model)
         self.preset = preset
-
-    # --- stages -------------------------------------------------------------------------------------------
 
     def encode_frames(self, images: Tensor) -> FrameFeatures:
         """Shared image encoder on normalised frames [B, 3, S, S] (sam2's forward_image)."""
         out = self.forward_image(images)
         s0, s1, feats = out["backbone_fpn"]
         return FrameFeatures(s0, s1, feats, out["vision_pos_enc"][-1])
+
+
+class LMEEC(SAM21):
+    """SAM 2.1 plus MV-MoE, exposed as the stages of one LM-EEC step."""
+
+    def __init__(self, preset: Preset) -> None:
+        super().__init__(preset)
+        self.MV_MoE = MVMoE(preset.d_model)
+
+    # --- stages -------------------------------------------------------------------------------------------
 
     def encode_memory(
         self, feats: Tensor, mask_logits: Tensor, object_score: Tensor
@@ -235,10 +246,14 @@ def build_model(preset: str | Preset, seed: int | None = 0, device: str | torch.
     one, so a plain random init repeats their weights; with a seed each copy is drawn anew, so that random
     models exercise every layer separately and exported graphs cannot merge them (trained ones never could).
     """
-    preset = get_preset(preset)
+    return seeded(LMEEC, get_preset(preset), seed, device)
+
+
+def seeded(cls: type[SAM21], preset: Preset, seed: int | None, device: str | torch.device, **kw) -> SAM21:
+    """Build `cls(preset, **kw)` in eval mode; with a seed, every cloned layer is drawn anew (see build_model)."""
     if seed is not None:
         torch.manual_seed(seed)
-    model = LMEEC(preset)
+    model = cls(preset, **kw)
     if seed is not None:
         for clones in (model.memory_attention.layers, model.memory_encoder.fuser.layers):
             for layer in list(clones)[1:]:

@@ -13,7 +13,7 @@ from torch import Tensor
 from lmeec.model.checkpoint import is_random, load_into, random_weights_warning, weights_provenance
 from lmeec.model.config import Compression, Preset, SourceMask, get_preset
 from lmeec.model.memory import TakeMemory, temporal_indices
-from lmeec.model.network import LMEEC, build_model
+from lmeec.model.network import LMEEC, FrameFeatures, build_model
 from lmeec.model.preprocess import FrameClock, check_step, encode_source_mask, frame_to_tensor, mask_to_input
 
 VISIBLE_AREA = 0.001  # research rule: visible if the mask covers more than 0.1 % of the frame
@@ -83,16 +83,31 @@ class Correspondence:
         return self.clock.index
 
     @torch.inference_mode()
-    def step(self, source_frame: object, source_mask: object, target_frame: object) -> StepResult:
-        """Process the next synchronised pair; frame t is skipped if its source mask is empty or None."""
+    def encode(self, source_frame: np.ndarray, target_frame: np.ndarray) -> FrameFeatures:
+        """Image-encoder features of a checked [source, target] pair (shareable with the source tracker)."""
+        size = self.preset.image_size
+        images = torch.stack([frame_to_tensor(source_frame, size), frame_to_tensor(target_frame, size)])
+        return self.model.encode_frames(images.to(self.device))
+
+    @torch.inference_mode()
+    def step(
+        self,
+        source_frame: object,
+        source_mask: object,
+        target_frame: object,
+        features: FrameFeatures | None = None,
+    ) -> StepResult:
+        """Process the next synchronised pair; frame t is skipped if its source mask is empty or None.
+
+        `features`: this pair's `encode` output when already computed (prompted mode with a shared encoder).
+        """
         source, mask, target = check_step(source_frame, source_mask, target_frame)
         t = self.clock.advance()
         if mask is None or not mask.any():
             return StepResult(frame_index=t, skipped=True)
 
         model, size = self.model, self.preset.image_size
-        images = torch.stack([frame_to_tensor(source, size), frame_to_tensor(target, size)]).to(self.device)
-        frames = model.encode_frames(images)
+        frames = features if features is not None else self.encode(source, target)
         src, tgt = frames.select(0), frames.select(1)
 
         positive = torch.ones(1, 1, device=self.device)  # the source mask is taken as present

@@ -96,3 +96,8 @@ def test_demo_runs_the_main_job(bench_cache, capsys):
     assert "image encoder (2 views)" in text and "whole step" in text
     rows = [line for line in text.splitlines() if line.strip().split(" ")[0].isdigit()]
     assert len(rows) == 3
+    overlay = text.strip().splitlines()[-1].removeprefix("overlay: ")
+    cv2 = pytest.importorskip("cv2")
+    video = cv2.VideoCapture(overlay)
+    assert video.isOpened() and int(video.get(cv2.CAP_PROP_FRAME_COUNT)) == 3
+    video.release()
