@@ -73,6 +73,30 @@ def check_step(
     return source, check_mask(source_mask, source.shape[:2]), target
 
 
+def check_step_objects(
+    source_frame: object, source_masks: object, target_frame: object, num_objects: int
+) -> tuple[np.ndarray, list[np.ndarray | None], np.ndarray, bool]:
+    """Validate a pair and its objects' source masks: one H×W mask (or None) means K = 1, otherwise a
+    [K, H, W] array or a sequence of K masks (each may be None). Returns (source, masks, target, single)."""
+    source = check_frame(source_frame, "source frame")
+    target = check_frame(target_frame, "target frame")
+    hw = source.shape[:2]
+    if isinstance(source_masks, (list, tuple)):
+        masks = [check_mask(m, hw, f"source mask of object {k}") for k, m in enumerate(source_masks)]
+        single = False
+    elif source_masks is None or _as_numpy(source_masks, "source masks").ndim == 2:
+        masks, single = [check_mask(source_masks, hw)], True
+    else:
+        arr = _as_numpy(source_masks, "source masks")
+        if arr.ndim != 3:
+            raise ValueError(f"source masks must be H×W or K×H×W, got shape {tuple(arr.shape)}")
+        masks = [check_mask(m, hw, f"source mask of object {k}") for k, m in enumerate(arr)]
+        single = False
+    if len(masks) != num_objects:
+        raise ValueError(f"got source masks for {len(masks)} object(s), the take was reset for {num_objects}")
+    return source, masks, target, single
+
+
 class FrameClock:
     """Frame index of a take; refuses to run past a declared length."""
 

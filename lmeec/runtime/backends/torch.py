@@ -18,11 +18,12 @@ from lmeec.runtime.backend import Backend, Runner, check_bindings
 class TorchBackend(Backend):
     name = "torch"
 
-    def __init__(self, model: LMEEC) -> None:
+    def __init__(self, model: LMEEC, max_objects: int = 8) -> None:
         self.model = model
         self.preset = model.preset
         self.device = next(model.parameters()).device
-        self.stages = build_stages(model)
+        self.max_objects = max_objects
+        self.stages = build_stages(model, max_objects)
 
     @classmethod
     def create(

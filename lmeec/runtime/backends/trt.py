@@ -34,6 +34,7 @@ class TrtBackend(Backend):
         self.manifest: Manifest = read_manifest(self.folder)
         check_manifest(self.folder, self.manifest, preset)
         self.preset = self.manifest.preset_config
+        self.max_objects = self.manifest.max_objects
         self.device = torch.device(device or "cuda")
         if self.device.type != "cuda":
             raise ValueError("the trt backend runs on a CUDA device (--device cuda)")
