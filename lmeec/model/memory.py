@@ -2,10 +2,13 @@
 
 Written for clarity (Python lists of per-frame tensors); the runtime's fixed-size ring buffers are
 checked against it. Rules (model spec, "Memory"):
-- warm-up (t < num_maskmem): each bank is rebuilt from the stored memories of frames t-6 … t-1, by index;
+- warm-up (fewer than num_maskmem = 7 frames processed before t; skipped frames do not count): each bank
+  is rebuilt from the stored memories of frames t-6 … t-1, by index (skipped frames leave holes);
 - steady state: if frame t-1 was processed its memory is appended to the carried bank and the bank is
   compressed (one slot fewer), otherwise the carried bank is used unchanged. The update happens when frame
-  t is processed, so a skipped frame t also drops m(t-1) from the steady-state bank, as the research code does;
+  t is processed, so a skipped frame t also drops m(t-1) from the steady-state bank, as the research code does.
+  The first steady-state frame always follows a processed one: its bank is the last warm-up bank plus m(t-1),
+  compressed, so the bank keeps the size warm-up ended with (6, or fewer after holes);
 - pointers: target pointers of t-1 … t-(min(N,16)-1) that were processed, nearest first.
 """
 
@@ -87,16 +90,21 @@ class TakeMemory:
     num_frames: int | None = None
     stored: dict[int, StoredFrame] = field(default_factory=dict)
     carried: tuple[list[Tensor], list[Tensor]] = field(default_factory=lambda: ([], []))
+    processed: int = 0  # frames stored so far; skipped frames do not count
 
     def __post_init__(self) -> None:
         self.t_diff_max = pointer_t_diff_max(
             self.num_frames, self.config.max_obj_ptrs
         )  # validates num_frames
 
+    @property
+    def warming_up(self) -> bool:
+        """Whether the next processed frame is a warm-up frame: fewer than num_maskmem frames processed."""
+        return self.processed < self.config.num_maskmem
+
     def view(self, t: int) -> MemoryView:
         """Banks and pointers for processing frame t (updates the carried banks)."""
-        warmup = self.config.num_maskmem
-        if t < warmup:
+        if self.warming_up:
             frames = [self.stored[j] for j in range(t - self.config.bank_slots, t) if j in self.stored]
             self.carried = ([f.source for f in frames], [f.target for f in frames])
         elif t - 1 in self.stored:
@@ -110,6 +118,7 @@ class TakeMemory:
     def store(self, t: int, source: Tensor, target: Tensor, pointer: Tensor) -> None:
         """Keep frame t's memories and pointer; forget what no later frame can reach."""
         self.stored[t] = StoredFrame(source, target, pointer)
+        self.processed += 1
         horizon = max(self.config.pointer_slots, self.config.bank_slots)
         for old in [j for j in self.stored if j <= t - horizon]:
             del self.stored[old]

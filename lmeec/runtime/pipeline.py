@@ -2,13 +2,14 @@
 
 Per processed frame t (p = the last processed frame before t, whose target memory is still pending):
 image encoder on [source_t, target_t] -> memory encoder on [source_t + its mask, target_p + its logits]
--> commit p's memories to the banks (append in warm-up, append + compress in steady state if p = t-1)
+-> bring the banks to frame t's (warm-up, fewer than 7 frames processed: the stored frames t-6 … t-1,
+p included; steady state: p appended and one slot compressed away if p = t-1, else unchanged)
 -> view attention -> bank attention + MV-MoE (if the banks hold anything) -> mask decoder -> outputs.
 Encoding p's target memory one step late lets the memory encoder run as one batch of 2 (its result is
 first needed at the next frame), with results identical to the reference order.
 
 Several objects: the image encoder runs once per pair; the later stages run as one batch over the K
-objects (2K in the memory encoder), each object with its own ring and its own pending frame p_k, so an
+objects (2K in the memory encoder), each object with its own ring and its own pending frame p_k (kept by its ring), so an
 object skipped at t (empty mask) keeps its state untouched while the others advance.
 """
 
@@ -173,7 +174,6 @@ class Pipeline:
         self.num_objects = num_objects
         self.rings.reset(num_frames)
         self.clock = FrameClock(num_frames)
-        self.pending: list[int | None] = [None] * profile  # each object's last processed frame
 
     @property
     def ring(self) -> BankRing:
@@ -214,14 +214,10 @@ class Pipeline:
             self._memory_encoder()
         t_diffs = {}
         with sec("bank_update"):
-            for k in active:
-                ring, pending = rings[k], self.pending[k]
-                if pending is not None:
-                    ring.incoming(1).copy_(
-                        self.memory[n + k]
-                    )  # the pending frame's target memory, now encoded
-                    if t < ring.warmup or pending == t - 1:
-                        ring.commit(compress=t >= ring.warmup)
+            for k in active:  # each ring has its own pending frame (that object's last processed one)
+                ring = rings[k]
+                ring.incoming(1).copy_(self.memory[n + k])  # the pending frame's target memory, now encoded
+                ring.update(t)  # warm-up: banks = frames t-6 … t-1; steady state: append t-1 + compress
                 ring.incoming(0).copy_(self.memory[k])
                 t_diffs[k] = ring.prepare(t)
         with sec("view_attention"):
@@ -245,7 +241,6 @@ class Pipeline:
                 self.enc_masks[n + k].copy_(self.logits[k])  # read by the next memory-encoder batch
                 self.enc_scores[n + k].copy_(self.score[k])
                 self.enc_feats[n + k].copy_(self.feats[1])
-                self.pending[k] = t
         with sec("postprocess"):
             return {k: self._outputs(t, k, (rings[k].count, rings[k].count), t_diffs[k]) for k in active}
 

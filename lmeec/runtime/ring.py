@@ -129,22 +129,54 @@ class BankRing:
 
     def reset(self, num_frames: int | None = None) -> None:
         self.count = 0  # kept slots per view (the views always hold the same number)
+        self.processed = 0  # frames taken through `update` so far; skipped frames do not count
+        self.pending: int | None = None  # frame whose memories sit in the incoming slot
+        self.slot_frames = np.zeros(self.kept + 1, dtype=np.int64)  # frame of each slot during warm-up
         self.pointer_frames = np.full(self.pointers.shape[0], -(10**9), dtype=np.int64)
         self.t_diff_max = pointer_t_diff_max(num_frames, self.preset.memory.max_obj_ptrs)
 
+    @property
+    def warming_up(self) -> bool:
+        """Whether the next processed frame is a warm-up frame: fewer than num_maskmem frames processed."""
+        return self.processed < self.warmup
+
     def incoming(self, view: int) -> Tensor:
-        """Where the next memory of a view is written before it is committed: slot `count`."""
+        """Where the pending frame's memory of a view is written before `update` takes it in: slot `count`."""
         return self.slots[view, self.count]
 
-    def commit(self, compress: bool) -> None:
-        """Take the incoming memories in: append (warm-up) or append and remove one slot (steady state)."""
-        if compress and self.count > 0:
-            compress_(self.slots, self.count, self.compression, self.scratch)
-        elif self.count < self.kept:
+    def update(self, t: int) -> None:
+        """Bring the banks to processed frame t's, then make t the pending frame (model spec, "Memory").
+
+        The incoming slot must hold the pending frame p's memories (both views). Warm-up: p is appended and
+        the slots of frames before t-6 are evicted, so the banks are the stored frames t-6 … t-1. Steady
+        state: if p = t-1 it is appended and compression removes one slot, otherwise nothing changes.
+        """
+        p, changed = self.pending, False
+        if p is not None and self.warming_up:
+            self.slot_frames[self.count] = p
             self.count += 1
-        else:
-            raise RuntimeError("bank is full without compression: the warm-up rule was broken")
-        self.bank_slots.copy_(self.slots[:, : self.kept])
+            self._evict_before(t - self.kept)
+            changed = True
+        elif p is not None and p == t - 1:
+            if self.count:
+                compress_(self.slots, self.count, self.compression, self.scratch)
+            else:  # warm-up ended with empty banks: nothing to merge with yet, as the reference
+                self.count = 1
+            changed = True
+        if changed:
+            self.bank_slots.copy_(self.slots[:, : self.kept])
+        self.pending = t
+        self.processed += 1
+
+    def _evict_before(self, first: int) -> None:
+        """Drop the oldest slots whose frames precede `first` (warm-up only), moving the rest down in place."""
+        drop = int(np.count_nonzero(self.slot_frames[: self.count] < first))  # oldest first: a prefix
+        if not drop:
+            return
+        for i in range(self.count - drop):
+            self.slots[:, i].copy_(self.slots[:, i + drop])
+        self.slot_frames[: self.count - drop] = self.slot_frames[drop : self.count]
+        self.count -= drop
 
     def pointer_slot(self, t: int) -> Tensor:
         """Ring slot receiving frame t's pointer (it held t-15's, which frame t+1 no longer reaches)."""

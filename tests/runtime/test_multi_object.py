@@ -11,7 +11,9 @@ from lmeec.runtime.ring import BankRing
 from tests.objects import SKIPS, assert_same_object_results, object_take, run_alone, run_together
 
 
-@pytest.mark.parametrize(("backend", "logits_tol", "pixels"), [("torch", 1e-5, 0.9999), ("ort", None, 0.9999)])
+@pytest.mark.parametrize(
+    ("backend", "logits_tol", "pixels"), [("torch", 1e-5, 0.9999), ("ort", None, 0.9999)]
+)
 def test_three_objects_equal_their_single_runs(test_engines, backend, logits_tol, pixels):
     pipeline = Pipeline(open_backend(backend, engines=test_engines))
     take = object_take()
@@ -36,7 +38,8 @@ def test_rings_are_rows_of_shared_tensors(test_engines):
     assert rings[1].bank.data_ptr() == rings.bank[1].data_ptr()
     ring = rings[1]
     ring.incoming(0).fill_(1.0)
-    ring.commit(compress=False)
+    ring.update(0)  # frame 0 becomes pending
+    ring.update(1)  # warm-up: frame 0's memories enter the banks
     assert torch.equal(rings.bank[1, : ring.tokens], torch.ones(ring.tokens, ring.channels))
     assert not rings.bank[0].any() and rings[0].count == 0 and rings[1].count == 1
     assert isinstance(pipeline.ring, BankRing)
