@@ -42,7 +42,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     one = run.add_argument_group("one take")
     one.add_argument("--source", help="source-view frames: image folder or video file")
-    one.add_argument("--source-masks", help="folder of source masks named like the source frames (PNG)")
+    one.add_argument(
+        "--source-masks",
+        help="source masks named like the source frames (PNG): binary (one object), index/palette "
+        "(one id per object), or one subfolder per object",
+    )
     one.add_argument("--target", help="target-view frames: image folder or video file")
     run.add_argument("--out", required=True, help="output folder (written atomically)")
     run.add_argument("--force", action="store_true", help="replace an existing output folder")
@@ -83,11 +87,15 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _run_split(pipeline, args: argparse.Namespace, out: Path) -> int:
-    """Every evaluation unit of the split, in benchmark order; writes predictions.json (submission format)."""
+    """Every evaluation unit of the split; writes predictions.json (submission format).
+
+    The objects of a take and camera pair that walk the same frames run as one pass (up to the engines'
+    object count): both frames are encoded once per step, each object keeps its own memory. Objects with
+    frames of their own run in passes of their own, so every object sees exactly its own frame sequence.
+    """
     from tqdm import tqdm
 
     from lmeec.eval.annotations import DIRECTIONS, load_annotations
-    from lmeec.eval.rle import resize_nearest
     from lmeec.eval.submission import SubmissionWriter
 
     root = args.frames_root or (
@@ -99,76 +107,91 @@ def _run_split(pipeline, args: argparse.Namespace, out: Path) -> int:
     if not units:
         raise ValueError(f"no evaluation units for direction {args.direction} in {args.annotations}")
     writer, written = SubmissionWriter(), 0
-    for unit in tqdm(units, desc="units", unit="unit"):
-        frames = list(unit.frames(all_frames=True))
-        pipeline.reset(num_frames=len(frames))
-        for fr in tqdm(frames, desc=f"{unit.take[:8]} {unit.obj[:12]}", unit="frame", leave=False):
-            result = pipeline.step(fr.source_rgb, fr.source_mask, fr.target_rgb)
-            if not fr.counted:
-                continue
-            if result.skipped:  # counted but no usable query mask: report "not visible"
-                mask, confidence = np.zeros(unit.target_eval_shape, bool), 0.0
-            else:
-                mask = resize_nearest(result.mask, unit.target_eval_shape)
-                confidence = float(result.visible) if args.confidence == "area" else result.confidence
-            writer.add(unit.take, unit.obj, unit.query_cam, unit.target_cam, fr.frame, mask, confidence)
-            if not args.no_png:
-                _save_png(
-                    out
-                    / "masks"
-                    / unit.take
-                    / f"{unit.query_cam}_{unit.target_cam}"
-                    / unit.obj
-                    / f"{fr.frame}.png",
-                    mask,
-                )
-            written += 1
+    for group in tqdm(_object_passes(units, pipeline.backend.max_objects), desc="passes", unit="pass"):
+        first, numbers = group[0], group[0].frame_numbers(all_frames=True)
+        counted = [set(u.counted_frames) for u in group]
+        pipeline.reset(num_frames=len(numbers), num_objects=len(group))
+        label = f"{first.take[:8]} {len(group)} object(s)"
+        for frame in tqdm(numbers, desc=label, unit="frame", leave=False):
+            masks = [u.query_mask(frame) for u in group]
+            src, tgt = first.load_rgb(first.query_cam, frame), first.load_rgb(first.target_cam, frame)
+            for unit, result, scored in zip(group, pipeline.step(src, masks, tgt), counted, strict=True):
+                if frame in scored:
+                    _write_unit_frame(writer, unit, frame, result, args, out)
+                    written += 1
     writer.save(out / "predictions.json")
     return written
 
 
+def _object_passes(units: list, max_objects: int) -> list[list]:
+    """Units grouped by take, camera pair and frame sequence, in first-seen order, at most max_objects each."""
+    groups: dict[tuple, list] = {}
+    for u in units:
+        key = (u.take, u.query_cam, u.target_cam, tuple(u.frame_numbers(all_frames=True)))
+        groups.setdefault(key, []).append(u)
+    return [g[i : i + max_objects] for g in groups.values() for i in range(0, len(g), max_objects)]
+
+
+def _write_unit_frame(writer, unit, frame: int, result, args: argparse.Namespace, out: Path) -> None:
+    """One counted frame of a unit: its prediction (skipped: "not visible") and its PNG."""
+    from lmeec.eval.rle import resize_nearest
+
+    if result.skipped:  # counted but no usable query mask: report "not visible"
+        mask, confidence = np.zeros(unit.target_eval_shape, bool), 0.0
+    else:
+        mask = resize_nearest(result.mask, unit.target_eval_shape)
+        confidence = float(result.visible) if args.confidence == "area" else result.confidence
+    writer.add(unit.take, unit.obj, unit.query_cam, unit.target_cam, frame, mask, confidence)
+    if not args.no_png:
+        pair = f"{unit.query_cam}_{unit.target_cam}"
+        _save_png(out / "masks" / unit.take / pair / unit.obj / f"{frame}.png", mask)
+
+
 def _run_take(pipeline, args: argparse.Namespace, out: Path) -> int:
-    """One take: PNG masks at the target's native size and predictions.json with COCO RLE per frame."""
+    """One take: PNG masks at the target's native size and predictions.json with COCO RLE per frame.
+
+    Several objects (index PNGs or one mask folder per object) run as one pass; their outputs go to
+    masks/<id>/ and predictions.json's "objects"."""
     from tqdm import tqdm
 
     from lmeec.eval.rle import encode_rle
     from lmeec.files import atomic_write_json
-    from lmeec.runtime.takes import FrameSource, read_mask
+    from lmeec.runtime.takes import FrameSource, ObjectMasks
 
     source, target = FrameSource(args.source, "source"), FrameSource(args.target, "target")
     if len(source) != len(target):
         raise ValueError(
             f"source has {len(source)} frames but target has {len(target)}: views must be synchronised"
         )
-    masks = Path(args.source_masks)
-    if not masks.is_dir():
-        raise FileNotFoundError(f"source mask folder {masks} does not exist")
-    pipeline.reset(num_frames=len(source))
-    frames = {}
+    masks = ObjectMasks(args.source_masks)
+    if not masks.ids:
+        raise ValueError(f"source mask folder {masks.folder} holds no object (no non-zero pixel)")
+    pipeline.reset(num_frames=len(source), num_objects=len(masks.ids))
+    frames: dict[str, dict] = {obj: {} for obj in masks.ids}
     for name, src, tgt in tqdm(
         zip(source.names, source, target, strict=True), total=len(source), unit="frame"
     ):
-        result = pipeline.step(src, read_mask(masks, name, src.shape[:2]), tgt)
-        if result.skipped:
-            frames[name] = {"skipped": True}
-            continue
-        frames[name] = {
-            "skipped": False,
-            "mask": encode_rle(result.mask),
-            "visible": result.visible,
-            "confidence": result.confidence,
-            "object_score": result.object_score,
-        }
-        if not args.no_png:
-            _save_png(out / "masks" / f"{name}.png", result.mask)
-    doc = {
-        "source": str(args.source),
-        "target": str(args.target),
-        "preset": pipeline.preset.name,
-        "frames": frames,
-    }
+        for obj, result in zip(masks.ids, pipeline.step(src, masks.read(name, src.shape[:2]), tgt)):
+            if result.skipped:
+                frames[obj][name] = {"skipped": True}
+                continue
+            frames[obj][name] = {
+                "skipped": False,
+                "mask": encode_rle(result.mask),
+                "visible": result.visible,
+                "confidence": result.confidence,
+                "object_score": result.object_score,
+            }
+            if not args.no_png:
+                folder = out / "masks" if masks.single else out / "masks" / obj
+                _save_png(folder / f"{name}.png", result.mask)
+    doc = {"source": str(args.source), "target": str(args.target), "preset": pipeline.preset.name}
+    if masks.single:
+        doc["frames"] = frames[masks.ids[0]]
+    else:
+        doc["objects"] = {obj: {"frames": f} for obj, f in frames.items()}
     atomic_write_json(out / "predictions.json", doc)
-    return sum(not f["skipped"] for f in frames.values())
+    return sum(not f["skipped"] for per_object in frames.values() for f in per_object.values())
 
 
 def _save_png(path: Path, mask: np.ndarray) -> None:

@@ -169,6 +169,14 @@ class EvaluationUnit:
         with Image.open(path) as image:
             return np.asarray(image.convert("RGB"))
 
+    def frame_numbers(self, all_frames: bool = False) -> list[int]:
+        """The frames `frames` yields: counted ones, or with `all_frames` every frame annotated in either camera."""
+        if not all_frames:
+            return self.counted_frames
+        return sorted(
+            set(self.query.annotated_frames) | set(self.query.masks) | set(self.target.annotated_frames)
+        )
+
     def frames(self, all_frames: bool = False) -> Iterator[UnitFrame]:
         """Yield frames lazily (one pair of images in memory at a time), counted frames only by default.
 
@@ -176,13 +184,7 @@ class EvaluationUnit:
         where the query has none — the sequence a tracker with memory walks through.
         """
         counted = set(self.counted_frames)
-        if all_frames:
-            numbers = sorted(
-                set(self.query.annotated_frames) | set(self.query.masks) | set(self.target.annotated_frames)
-            )
-        else:
-            numbers = sorted(counted)
-        for frame in numbers:
+        for frame in self.frame_numbers(all_frames):
             is_counted = frame in counted
             yield UnitFrame(
                 frame=frame,

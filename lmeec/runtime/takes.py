@@ -1,4 +1,5 @@
-"""Frame sources for `lmeec run`: folders of images or video files, read lazily one frame at a time."""
+"""Frame sources for `lmeec run`: folders of images or video files, read lazily one frame at a time, and the
+source masks of one or several objects."""
 
 from __future__ import annotations
 
@@ -73,14 +74,74 @@ def _open_video(path: Path):
 
 def read_mask(folder: Path, name: str, shape: tuple[int, int]) -> np.ndarray | None:
     """The source mask for frame `name` (any non-zero pixel is foreground); None if there is no file."""
-    for suffix in (".png", ".PNG"):
-        path = folder / f"{name}{suffix}"
-        if path.is_file():
+    path = _mask_file(folder, name)
+    if path is None:
+        return None
+    with Image.open(path) as image:
+        mask = np.asarray(image.convert("L")) > 0
+    _check_shape(path, mask.shape, shape)
+    return mask
+
+
+class ObjectMasks:
+    """Source masks of a take's objects, one of three layouts in one folder: binary PNGs (one object, any
+    non-zero pixel), index or palette PNGs (each non-zero value is one object's id), or one subfolder of
+    binary PNGs per object (the subfolder's name is the object's id). Files are named like the frames."""
+
+    def __init__(self, folder: Path | str) -> None:
+        self.folder = Path(folder)
+        if not self.folder.is_dir():
+            raise FileNotFoundError(f"source mask folder {self.folder} does not exist")
+        subfolders = sorted(p for p in self.folder.iterdir() if p.is_dir())
+        pngs = [p for p in self.folder.iterdir() if p.suffix.lower() == ".png"]
+        self.values: list[int] = []  # index layout: the pixel value of each object
+        if subfolders and not pngs:
+            self.layout, self.ids = "folders", [p.name for p in subfolders]
+            return
+        found, palette = set(), False
+        for path in pngs:
             with Image.open(path) as image:
-                mask = np.asarray(image.convert("L")) > 0
-            if mask.shape != shape:
-                raise ValueError(
-                    f"mask {path} is {mask.shape[0]}×{mask.shape[1]}, its frame is {shape[0]}×{shape[1]}"
-                )
-            return mask
+                palette |= image.mode == "P"
+                found |= set(np.unique(_index_array(image)).tolist())
+        found.discard(0)
+        if not palette and (found <= {1} or found <= {255}):
+            self.layout, self.ids = "binary", ["0"]
+        else:
+            self.layout, self.values = "index", sorted(found)
+            self.ids = [str(v) for v in self.values]
+
+    @property
+    def single(self) -> bool:
+        """Binary masks of one object (the single-object output layout)."""
+        return self.layout == "binary"
+
+    def read(self, name: str, shape: tuple[int, int]) -> list[np.ndarray | None]:
+        """Each object's mask for frame `name` (None where there is no file)."""
+        if self.layout == "folders":
+            return [read_mask(self.folder / obj, name, shape) for obj in self.ids]
+        if self.layout == "binary":
+            return [read_mask(self.folder, name, shape)]
+        path = _mask_file(self.folder, name)
+        if path is None:
+            return [None] * len(self.ids)
+        with Image.open(path) as image:
+            index = _index_array(image)
+        _check_shape(path, index.shape, shape)
+        return [index == v for v in self.values]
+
+
+def _index_array(image: Image.Image) -> np.ndarray:
+    """Pixel values of an index PNG: palette indices as stored, or 8-bit grey levels."""
+    return np.asarray(image if image.mode in ("P", "L") else image.convert("L"))
+
+
+def _mask_file(folder: Path, name: str) -> Path | None:
+    for suffix in (".png", ".PNG"):
+        if (path := folder / f"{name}{suffix}").is_file():
+            return path
     return None
+
+
+def _check_shape(path: Path, got: tuple[int, ...], shape: tuple[int, int]) -> None:
+    if tuple(got) != tuple(shape):
+        raise ValueError(f"mask {path} is {got[0]}×{got[1]}, its frame is {shape[0]}×{shape[1]}")
