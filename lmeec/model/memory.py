@@ -7,8 +7,8 @@ checked against it. Rules (model spec, "Memory"):
 - steady state: if frame t-1 was processed its memory is appended to the carried bank and the bank is
   compressed (one slot fewer), otherwise the carried bank is used unchanged. The update happens when frame
   t is processed, so a skipped frame t also drops m(t-1) from the steady-state bank, as the research code does.
-  The first steady-state frame always follows a processed one: its bank is the last warm-up bank plus m(t-1),
-  compressed, so the bank keeps the size warm-up ended with (6, or fewer after holes);
+  The carried bank at the first steady-state frame is the last warm-up bank, so the bank keeps the size
+  warm-up ended with (6, or fewer after holes);
 - pointers: target pointers of t-1 … t-(min(N,16)-1) that were processed, nearest first.
 """
 

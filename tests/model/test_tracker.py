@@ -52,8 +52,9 @@ def test_twenty_frames_deterministic_and_bounded(tracker):
 
 
 # Worked by hand from the spec for empty source masks at frames 3 and 9 (take of 20 frames, t_diff_max 15):
-# warm-up t < 7 rebuilds banks from stored t-6..t-1; from t = 7 the bank keeps its warm-up size (5, as
-# frame 3 left a hole); t = 10 reuses the carried bank since frame 9 was skipped.
+# warm-up (fewer than 7 frames processed) rebuilds banks from stored t-6..t-1, so t = 7 is still warm-up
+# (frames 1, 2, 4, 5, 6); from t = 8 the bank keeps its warm-up size (5, as frame 3 left a hole); t = 10
+# reuses the carried bank since frame 9 was skipped.
 GAP_BANKS = {0: 0, 1: 1, 2: 2, 4: 3, 5: 4, 6: 5, 7: 5, 8: 5, 10: 5, 11: 5, 19: 5}
 GAP_POINTERS = {
     1: (1,),

@@ -133,3 +133,12 @@ def test_steady_state_gap_keeps_the_carried_bank():
     views = run({9}, 13, mems)
     assert all(torch.equal(a, b) for a, b in zip(views[10].source, views[8].source))
     check_steady(views, 11, (views[10].source, views[10].target), 10, mems)
+
+
+def test_first_steady_state_frame_after_a_skip_keeps_the_last_warm_up_bank():
+    """Frames 2, 8, 9 skipped: frame 7 is the 7th processed; t = 10 (t-1 skipped) attends frame 7's banks
+    unchanged, so frame 7's memory never enters; t = 11 appends frame 10 and compresses."""
+    mems = memories(13)
+    views = run({2, 8, 9}, 13, mems)
+    check_warmup(views, {6: [0, 1, 3, 4, 5], 7: [1, 3, 4, 5, 6], 10: [1, 3, 4, 5, 6]}, mems)
+    check_steady(views, 11, (views[10].source, views[10].target), 10, mems)
