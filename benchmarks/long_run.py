@@ -37,6 +37,7 @@ def main() -> int:
     ap.add_argument("--backend", default="ort", choices=["ort", "torch"])
     ap.add_argument("--frames", type=int, default=2000)
     ap.add_argument("--objects", type=int, default=1, help="objects per step, one batched pass (default 1)")
+    ap.add_argument("--every", type=int, default=250, help="print memory every N frames (default 250)")
     ap.add_argument(
         "--max-growth", type=float, default=5.0, help="allowed RSS growth in %% (frame 100 -> last)"
     )
@@ -71,10 +72,10 @@ def main() -> int:
             latencies.append(time.perf_counter() - t0)
             if t + 1 in (100, args.frames):
                 rss[t + 1] = rss_mb()
-            if (t + 1) % 250 == 0:
+            if (t + 1) % args.every == 0:
                 print(
                     f"frame {t + 1:>6}: RSS {rss_mb():8.1f} MiB, "
-                    f"median step {1e3 * np.median(latencies[-250:]):7.1f} ms",
+                    f"median step {1e3 * np.median(latencies[-args.every :]):7.1f} ms",
                     flush=True,
                 )
     first, last = rss[100], rss[args.frames]
