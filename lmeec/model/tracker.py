@@ -92,6 +92,11 @@ class Correspondence:
         return len(self.memories)
 
     @property
+    def memory(self) -> TakeMemory:
+        """The first object's memory (the only one in a single-object take)."""
+        return self.memories[0]
+
+    @property
     def frame_index(self) -> int:
         """Index of the next frame."""
         return self.clock.index
