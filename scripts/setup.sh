@@ -14,5 +14,7 @@ PIP=("$VENV/bin/python" -m pip --disable-pip-version-check -q)
 "${PIP[@]}" install "setuptools>=68" wheel
 "${PIP[@]}" install --no-build-isolation -e ".[dev]"
 SAM2_BUILD_CUDA=0 "${PIP[@]}" install --no-build-isolation --no-deps "sam2==1.1.0"
+# tritonserver for `lmeec serve`: the nvidia-pytriton wheel's binary only, unpacked without its numpy<2 pin
+"${PIP[@]}" install --no-deps --target "$VENV/triton" "nvidia-pytriton==0.7.0"
 "$VENV/bin/python" -c "import torch, sam2.modeling.sam2_base, lmeec; print('lmeec env ready: torch', torch.__version__)"
 touch "$VENV/.lmeec-installed"

@@ -16,7 +16,9 @@ ALLOWED: dict[str, set[str]] = {
     "runtime": {"model", "export", "kernels"},
     "eval": set(),
     "bench": {"model", "export", "kernels", "runtime", "eval"},
-    "cli": {"model", "export", "kernels", "runtime", "eval", "bench"},
+    "scale": {"model", "export", "runtime", "eval"},
+    "serve": {"model", "export", "runtime", "eval"},
+    "cli": {"model", "export", "kernels", "runtime", "eval", "bench", "scale", "serve"},
 }
 
 

@@ -130,7 +130,7 @@ def ensure_engines(
         "pass --engines DIR (and --checkpoint FILE) for trained weights"
     )
     model = build_model(preset, seed=seed)
-    save_checkpoint(model, checkpoint)
+    save_checkpoint(model, checkpoint, provenance={"weights": "random", "seed": seed, "preset": preset})
     ckpt = load_into(model, checkpoint)
     export_onnx(
         model, folder, ckpt, simplify=simplify, progress=progress, overwrite=True, max_objects=max(objects, 8)

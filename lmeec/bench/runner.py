@@ -55,6 +55,7 @@ class BenchConfig:
     warmup: int = 3  # steps run first and not measured (same take: the banks keep filling)
     threads: int | None = None  # torch intra-op threads and ONNX Runtime intra-op threads
     device: str = "cpu"
+    providers: list[str] | None = None  # ONNX Runtime providers (default: cuda on a CUDA device, else cpu)
     frames_source: str = "synth"  # synth: a rendered ego-exo take, cycled; random: noise frames + a blob mask
     cache: Path | str | None = None  # engines and the synthetic take (default ~/.cache/lmeec)
     windows: int = 3  # flat-cost windows at start / middle / end
@@ -92,20 +93,7 @@ class BenchConfig:
 def _open(kind: str, config: BenchConfig, engines: Path | None, checkpoint: Path | None):
     from lmeec.runtime.backend import open_backend
 
-    device = torch.device(config.device)
-    if kind == "ort" and device.type == "cuda":
-        # Run ONNX Runtime on torch's current stream so that the section events time its kernels.
-        from lmeec.runtime.backends.ort import OrtBackend
-
-        stream = torch.cuda.current_stream(device).cuda_stream
-        return OrtBackend(
-            engines,
-            preset=config.preset,
-            device=device,
-            threads=config.threads,
-            provider_options={"cuda": {"user_compute_stream": str(stream), "device_id": device.index or 0}},
-            spinning=config.ort_spinning,
-        )
+    device = torch.device(config.device)  # ort on CUDA runs on its own stream, ordered with the caller's
     return open_backend(
         kind,
         engines=engines,
@@ -114,6 +102,7 @@ def _open(kind: str, config: BenchConfig, engines: Path | None, checkpoint: Path
         seed=None if engines is not None and checkpoint is None else config.seed,
         device=device,
         threads=config.threads,
+        providers=config.providers if kind == "ort" else None,
         ort_spinning=config.ort_spinning,
     )
 
@@ -456,9 +445,7 @@ def _weights(config: BenchConfig, engines: Path | None, cached: bool) -> str:
         return f"checkpoint {config.checkpoint}"
     if engines is not None:
         from lmeec.export.manifest import read_manifest
+        from lmeec.model.checkpoint import describe_weights
 
-        ckpt = read_manifest(engines).checkpoint
-        if "random_seed" in ckpt:
-            return f"RANDOM weights (seed {ckpt['random_seed']}, from {engines})"
-        return f"checkpoint {ckpt.get('file')} (sha256 {str(ckpt.get('sha256'))[:12]}…, from {engines})"
+        return f"{describe_weights(read_manifest(engines).checkpoint)}, from {engines}"
     return f"RANDOM weights (seed {config.seed})"

@@ -6,6 +6,7 @@ import argparse
 import time
 from pathlib import Path
 
+from lmeec.cli.options import add_device_options, add_threads_option, resolve_device
 from lmeec.model.config import PRESETS
 from lmeec.runtime.backend import BACKENDS
 
@@ -33,8 +34,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="K",
         help="objects per step in one batched pass (default 1); benchmarks/objects.py compares K passes",
     )
-    p.add_argument("--threads", type=int, help="torch and ONNX Runtime intra-op threads (default: theirs)")
-    p.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
+    add_threads_option(p, "torch and ONNX Runtime intra-op")
+    add_device_options(p)
     p.add_argument("--frames-source", choices=["synth", "random"], default="synth")
     p.add_argument("--windows", type=int, default=3, help="flat-cost windows: start, middle, end (default 3)")
     p.add_argument(
@@ -58,6 +59,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--cache", help="engines and synthetic-take cache (default $LMEEC_CACHE_DIR or ~/.cache/lmeec)"
     )
     p.add_argument("--out", help="results folder (default bench-results/<preset>-<backends>-<time>)")
+    p.add_argument("--force", action="store_true", help="replace a previous lmeec output folder")
     p.add_argument("--no-plot", action="store_true", help="skip the PNG")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_bench)
@@ -87,7 +89,10 @@ def config_from_args(args: argparse.Namespace):
         frames=args.frames,
         warmup=args.warmup,
         threads=args.threads,
-        device=args.device,
+        device=resolve_device(
+            args.device, "ort" if "ort" in parse_backends(args) else parse_backends(args)[0]
+        ),
+        providers=args.provider,
         frames_source=args.frames_source,
         cache=args.cache,
         windows=args.windows,
@@ -103,13 +108,18 @@ def config_from_args(args: argparse.Namespace):
 def cmd_bench(args: argparse.Namespace) -> int:
     from lmeec.bench.report import format_report, write_outputs
     from lmeec.bench.runner import run_benchmark
+    from lmeec.files import atomic_dir, check_output
 
     config = config_from_args(args)
     out = Path(args.out) if args.out else default_out(config)
+    config.check()  # bad arguments first, then the output path, then the run
+    inputs = [args.engines, args.checkpoint, args.cache]
+    check_output(out, force=args.force, inputs=inputs)  # fail before the run, not after it
     result = run_benchmark(config)
     print(format_report(result))
-    paths = write_outputs(result, out, plot=not args.no_plot)
-    print("\nwrote " + ", ".join(str(p) for p in paths.values()))
+    with atomic_dir(out, overwrite=args.force, inputs=inputs) as tmp:
+        paths = write_outputs(result, tmp, plot=not args.no_plot)
+    print("\nwrote " + ", ".join(str(out / p.name) for p in paths.values()))
     return 0
 
 

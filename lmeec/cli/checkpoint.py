@@ -20,7 +20,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     random.add_argument("--preset", default="test", choices=list(PRESETS))
     random.add_argument("--seed", type=int, default=0)
     random.add_argument("--format", default="lmeec-training", choices=["lmeec-training", "sam2.1", "raw"])
-    random.add_argument("--out", required=True)
+    random.add_argument("--out", required=True, help="checkpoint file to write")
+    random.add_argument("--force", action="store_true", help="replace an existing file")
     random.set_defaults(func=cmd_random)
 
 
@@ -48,9 +49,13 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def cmd_random(args: argparse.Namespace) -> int:
+    from lmeec.files import check_output
     from lmeec.model.network import build_model
 
     fmt: Format = args.format
-    path = save_checkpoint(build_model(args.preset, seed=args.seed), args.out, fmt)
-    print(f"wrote {path} ({args.preset}, seed {args.seed}, {fmt}; RANDOM weights, not a trained model)")
+    check_output(args.out, force=args.force, folder=False)
+    provenance = {"weights": "random", "seed": args.seed, "preset": args.preset}
+    path = save_checkpoint(build_model(args.preset, seed=args.seed), args.out, fmt, provenance)
+    note = "" if fmt != "raw" else "; a raw state dict cannot carry lmeec's random-weights marker"
+    print(f"wrote {path} ({args.preset}, seed {args.seed}, {fmt}; RANDOM weights, not a trained model{note})")
     return 0

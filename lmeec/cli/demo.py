@@ -7,6 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from lmeec.cli.options import add_threads_option
 from lmeec.model.config import PRESETS
 
 
@@ -19,8 +20,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     demo.add_argument("--frames", type=int, default=10, help="frames of the synthetic take (default 10)")
     demo.add_argument("--engines", help="an exported folder to run instead (e.g. trained weights)")
     demo.add_argument("--seed", type=int, default=0, help="random-weight and scene seed (default 0)")
-    demo.add_argument("--threads", type=int, help="ONNX Runtime and torch threads (default: all cores)")
-    demo.add_argument("--device", default="cpu")
+    add_threads_option(demo, "ONNX Runtime and torch")
+    demo.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default cpu)")
     demo.add_argument("--cache", help="cache for the take and the export (default ~/.cache/lmeec)")
     demo.add_argument(
         "--peak-gflops",

@@ -3,16 +3,35 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from lmeec.cli.data import directions
 from lmeec.eval.annotations import DIRECTIONS, load_annotations
 from lmeec.eval.evaluate import evaluate_direction, format_table, write_report
 from lmeec.eval.submission import Submission
+from lmeec.eval.validate import Refused, validate
+from lmeec.files import read_json
+
+
+def _validate(args: argparse.Namespace) -> int:
+    """Apply the official validator's acceptance rules: one line, exit 1 naming the first violation."""
+    annotations = load_annotations(args.annotations, relations=args.relations)
+    try:
+        summary = validate(
+            annotations, read_json(args.predictions), directions(args.direction), args.predictions
+        )
+    except Refused as exc:
+        print(f"lmeec eval: invalid: {exc}", file=sys.stderr)
+        return 1
+    print(summary.line(args.predictions))
+    return 0
 
 
 def _eval(args: argparse.Namespace) -> int:
-    """Score predictions and write the report."""
+    """Score predictions and write the report (or only validate them, with --validate)."""
+    if args.validate:
+        return _validate(args)
     annotations = load_annotations(args.annotations, relations=args.relations)
     submission = Submission.load(args.predictions)
     chosen = directions(args.direction)
@@ -44,5 +63,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     ev.add_argument("--report", help="JSON report path (default: PREDICTIONS with .report.json)")
     ev.add_argument(
         "--allow-missing", action="store_true", help="score missing predictions as empty and not visible"
+    )
+    ev.add_argument(
+        "--validate",
+        action="store_true",
+        help="only check the file against the official validator's rules (every take, object, camera pair "
+        "and query-mask frame of the chosen directions); exit 1 naming the first violation",
     )
     ev.set_defaults(func=_eval)

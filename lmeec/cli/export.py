@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import warnings
 
 from lmeec.model.config import PRESETS
 
@@ -37,18 +38,20 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     onnx.add_argument("--out", required=True, help="engine folder to create")
     onnx.add_argument("--no-simplify", action="store_true", help="skip onnxslim")
-    onnx.add_argument("--force", action="store_true", help="replace an existing folder")
+    onnx.add_argument("--force", action="store_true", help="replace a previous lmeec output folder")
     onnx.set_defaults(func=cmd_onnx)
 
 
 def cmd_onnx(args: argparse.Namespace) -> int:
     from lmeec.export.onnx import export_onnx
-    from lmeec.model.checkpoint import load_into
+    from lmeec.files import check_output
+    from lmeec.model.checkpoint import describe_weights, is_random, load_into, random_weights_warning
     from lmeec.model.config import get_preset
     from lmeec.model.network import build_model
 
     if (args.checkpoint is None) == (args.random_weights is None):
         raise ValueError("give exactly one of --checkpoint FILE or --random-weights SEED")
+    check_output(args.out, force=args.force, inputs=[args.checkpoint])
     preset = get_preset(args.preset).with_compression(args.compression).with_source_mask(args.source_mask)
     model = build_model(preset, seed=args.random_weights)
     checkpoint = load_into(model, args.checkpoint) if args.checkpoint else None
@@ -61,7 +64,9 @@ def cmd_onnx(args: argparse.Namespace) -> int:
         overwrite=args.force,
         max_objects=args.max_objects,
     )
-    weights = args.checkpoint or f"RANDOM weights (seed {args.random_weights})"
+    weights = describe_weights(manifest.checkpoint)
+    if is_random(manifest.checkpoint):
+        warnings.warn(random_weights_warning(manifest.checkpoint), stacklevel=1)
     print(f"exported {len(manifest.graphs)} graphs for preset {preset.name} from {weights} to {args.out}")
     for name, g in manifest.graphs.items():
         shapes = ", ".join(f"{s.name}{list(s.shape)}" for s in g.inputs)

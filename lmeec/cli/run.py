@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import warnings
+from functools import partial
 from pathlib import Path
 
-import numpy as np
-from PIL import Image
-
+from lmeec.cli.options import add_device_options, add_threads_option
+from lmeec.cli.split import (
+    PassPredictions,
+    object_passes,
+    open_pipeline,
+    pipeline_options,
+    predict_pass,
+    save_png,
+    split_units,
+    write_split,
+)
 from lmeec.runtime.backend import BACKENDS
 
 
@@ -21,11 +31,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--backend", choices=BACKENDS, default="ort")
     run.add_argument("--preset", help="expected preset (checked against the manifest)")
     run.add_argument("--checkpoint", help="weights for --backend torch")
-    run.add_argument("--device", default="cpu")
-    run.add_argument("--threads", type=int, help="CPU threads for torch / ONNX Runtime")
-    run.add_argument(
-        "--provider", action="append", choices=["cpu", "cuda", "tensorrt"], help="ONNX Runtime provider(s)"
-    )
+    add_device_options(run)
+    add_threads_option(run)
     split = run.add_argument_group("benchmark split (EgoExo4D relations layout)")
     split.add_argument("--annotations", help="relations_{split}.json, processed GT file or folder")
     split.add_argument("--relations", help="raw relations file when --annotations is a processed folder")
@@ -33,31 +40,52 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--frames-root", help="root of {take}/{camera}/{frame}.jpg (default: beside --annotations)"
     )
     split.add_argument("--direction", choices=["ego-exo", "exo-ego", "both"], default="both")
-    split.add_argument("--take", action="append", help="only these take uids")
+    split.add_argument(
+        "--take", action="append", help="only these take uids (the file then covers only them)"
+    )
     split.add_argument(
         "--confidence",
         choices=["area", "score"],
         default="area",
         help="visibility confidence: research rule (area > 0.1 %%) or sigmoid(object score)",
     )
+    ray = run.add_argument_group(
+        "Ray: a split's units on a local or existing cluster (pip install lmeec[ray])"
+    )
+    ray.add_argument("--ray", action="store_true", help="run the split's units on Ray actors (resumable)")
+    ray.add_argument("--address", help="existing cluster: auto or ray://host:port (default: a local Ray)")
+    ray.add_argument("--workers", type=int, default=2, help="actors, each holding one opened backend")
+    ray.add_argument("--gpus-per-worker", type=float, default=0.0, help="GPUs per actor (with --device cuda)")
     one = run.add_argument_group("one take")
     one.add_argument("--source", help="source-view frames: image folder or video file")
     one.add_argument(
         "--source-masks",
-        help="source masks named like the source frames (PNG): binary (one object), index/palette "
-        "(one id per object), or one subfolder per object",
+        help="folder of source masks named like the frames (7.png, 0007.png or 000007.png for frame 7; PNG/JPG): "
+        "binary (one object), index/palette PNGs (one value per object), or one subfolder per object",
     )
     one.add_argument("--target", help="target-view frames: image folder or video file")
+    one.add_argument(
+        "--skip-unpaired",
+        action="store_true",
+        help="skip (with a warning) frames present in one view only, instead of refusing the take",
+    )
+    one.add_argument(
+        "--mask-threshold",
+        type=float,
+        metavar="T",
+        help="binarise masks as value >= T (default: masks must hold 0/1 or 0/255 only)",
+    )
     run.add_argument("--out", required=True, help="output folder (written atomically)")
-    run.add_argument("--force", action="store_true", help="replace an existing output folder")
+    run.add_argument("--force", action="store_true", help="replace a previous lmeec output folder")
     run.add_argument("--no-png", action="store_true", help="skip the PNG masks")
+    run.add_argument("--no-progress", action="store_true", help="no progress bars")
     run.set_defaults(func=cmd_run)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from lmeec.files import atomic_dir
-    from lmeec.runtime.backend import open_backend
-    from lmeec.runtime.pipeline import Pipeline
+    from lmeec.files import atomic_dir, atomic_write_json, check_output
+    from lmeec.model.checkpoint import is_random, random_weights_warning
+    from lmeec.runtime.takes import open_take
 
     split_mode = args.annotations is not None
     take_mode = any(x is not None for x in (args.source, args.source_masks, args.target))
@@ -67,87 +95,42 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
     if take_mode and None in (args.source, args.source_masks, args.target):
         raise ValueError("one-take mode needs all of --source, --source-masks and --target")
-    backend = open_backend(
-        args.backend,
-        engines=args.engines,
-        preset=args.preset,
-        checkpoint=args.checkpoint,
-        device=args.device,
-        threads=args.threads,
-        providers=args.provider,
+    inputs = [args.engines, args.checkpoint, args.source, args.source_masks, args.target]
+    inputs += [args.annotations, args.relations, args.frames_root]
+    check_output(args.out, force=args.force, inputs=inputs)  # before any work: fail early, destroy nothing
+    if args.ray:
+        if take_mode:
+            raise ValueError("--ray runs a benchmark split: give --annotations")
+        from lmeec.cli.run_ray import run_split_on_ray
+
+        return run_split_on_ray(args, inputs)
+    pipeline = open_pipeline(**pipeline_options(args))
+    backend = pipeline.backend
+    take = (
+        open_take(args.source, args.source_masks, args.target, args.skip_unpaired, args.mask_threshold)
+        if take_mode
+        else None
     )
-    pipeline = Pipeline(backend)
-    with atomic_dir(args.out, overwrite=args.force) as out:
+    if is_random(backend.weights):
+        warnings.warn(random_weights_warning(backend.weights), stacklevel=1)
+    with atomic_dir(args.out, overwrite=args.force, inputs=inputs) as out:
         if split_mode:
-            frames = _run_split(pipeline, args, out)
+            split = split_units(args)
+            passes = object_passes(split.units, backend.max_objects)
+            predict = partial(
+                predict_pass, pipeline, confidence=args.confidence, progress=not args.no_progress
+            )
+            frames = write_split(split, PassPredictions(passes, predict), out, args)
         else:
-            frames = _run_take(pipeline, args, out)
+            frames = _run_take(pipeline, take, args, out)
+        atomic_write_json(
+            out / "run.json", {"weights": backend.weights, "backend": backend.describe()}, indent=1
+        )
     print(f"wrote {frames} frame predictions to {args.out}")
     return 0
 
 
-def _run_split(pipeline, args: argparse.Namespace, out: Path) -> int:
-    """Every evaluation unit of the split; writes predictions.json (submission format).
-
-    The objects of a take and camera pair that walk the same frames run as one pass (up to the engines'
-    object count): both frames are encoded once per step, each object keeps its own memory. Objects with
-    frames of their own run in passes of their own, so every object sees exactly its own frame sequence.
-    """
-    from tqdm import tqdm
-
-    from lmeec.eval.annotations import DIRECTIONS, load_annotations
-    from lmeec.eval.submission import SubmissionWriter
-
-    root = args.frames_root or (
-        args.annotations if Path(args.annotations).is_dir() else Path(args.annotations).parent
-    )
-    ann = load_annotations(args.annotations, relations=args.relations, frames_root=root)
-    directions = list(DIRECTIONS) if args.direction == "both" else [args.direction]
-    units = [u for d in directions for u in ann.units(d) if not args.take or u.take in args.take]
-    if not units:
-        raise ValueError(f"no evaluation units for direction {args.direction} in {args.annotations}")
-    writer, written = SubmissionWriter(), 0
-    for group in tqdm(_object_passes(units, pipeline.backend.max_objects), desc="passes", unit="pass"):
-        first, numbers = group[0], group[0].frame_numbers(all_frames=True)
-        counted = [set(u.counted_frames) for u in group]
-        pipeline.reset(num_frames=len(numbers), num_objects=len(group))
-        label = f"{first.take[:8]} {len(group)} object(s)"
-        for frame in tqdm(numbers, desc=label, unit="frame", leave=False):
-            masks = [u.query_mask(frame) for u in group]
-            src, tgt = first.load_rgb(first.query_cam, frame), first.load_rgb(first.target_cam, frame)
-            for unit, result, scored in zip(group, pipeline.step(src, masks, tgt), counted, strict=True):
-                if frame in scored:
-                    _write_unit_frame(writer, unit, frame, result, args, out)
-                    written += 1
-    writer.save(out / "predictions.json")
-    return written
-
-
-def _object_passes(units: list, max_objects: int) -> list[list]:
-    """Units grouped by take, camera pair and frame sequence, in first-seen order, at most max_objects each."""
-    groups: dict[tuple, list] = {}
-    for u in units:
-        key = (u.take, u.query_cam, u.target_cam, tuple(u.frame_numbers(all_frames=True)))
-        groups.setdefault(key, []).append(u)
-    return [g[i : i + max_objects] for g in groups.values() for i in range(0, len(g), max_objects)]
-
-
-def _write_unit_frame(writer, unit, frame: int, result, args: argparse.Namespace, out: Path) -> None:
-    """One counted frame of a unit: its prediction (skipped: "not visible") and its PNG."""
-    from lmeec.eval.rle import resize_nearest
-
-    if result.skipped:  # counted but no usable query mask: report "not visible"
-        mask, confidence = np.zeros(unit.target_eval_shape, bool), 0.0
-    else:
-        mask = resize_nearest(result.mask, unit.target_eval_shape)
-        confidence = float(result.visible) if args.confidence == "area" else result.confidence
-    writer.add(unit.take, unit.obj, unit.query_cam, unit.target_cam, frame, mask, confidence)
-    if not args.no_png:
-        pair = f"{unit.query_cam}_{unit.target_cam}"
-        _save_png(out / "masks" / unit.take / pair / unit.obj / f"{frame}.png", mask)
-
-
-def _run_take(pipeline, args: argparse.Namespace, out: Path) -> int:
+def _run_take(pipeline, take, args: argparse.Namespace, out: Path) -> int:
     """One take: PNG masks at the target's native size and predictions.json with COCO RLE per frame.
 
     Several objects (index PNGs or one mask folder per object) run as one pass; their outputs go to
@@ -156,22 +139,13 @@ def _run_take(pipeline, args: argparse.Namespace, out: Path) -> int:
 
     from lmeec.eval.rle import encode_rle
     from lmeec.files import atomic_write_json
-    from lmeec.runtime.takes import FrameSource, ObjectMasks
 
-    source, target = FrameSource(args.source, "source"), FrameSource(args.target, "target")
-    if len(source) != len(target):
-        raise ValueError(
-            f"source has {len(source)} frames but target has {len(target)}: views must be synchronised"
-        )
-    masks = ObjectMasks(args.source_masks)
-    if not masks.ids:
-        raise ValueError(f"source mask folder {masks.folder} holds no object (no non-zero pixel)")
-    pipeline.reset(num_frames=len(source), num_objects=len(masks.ids))
+    masks = take.masks
+    pipeline.reset(num_frames=len(take.names), num_objects=len(masks.ids))
     frames: dict[str, dict] = {obj: {} for obj in masks.ids}
-    for name, src, tgt in tqdm(
-        zip(source.names, source, target, strict=True), total=len(source), unit="frame"
-    ):
-        for obj, result in zip(masks.ids, pipeline.step(src, masks.read(name, src.shape[:2]), tgt)):
+    for name, src, tgt in tqdm(take.pairs(), total=len(take.names), unit="frame", disable=args.no_progress):
+        results = pipeline.step(src, masks.read(name, src.shape[:2]), tgt)
+        for obj, result in zip(masks.ids, results, strict=True):
             if result.skipped:
                 frames[obj][name] = {"skipped": True}
                 continue
@@ -184,16 +158,16 @@ def _run_take(pipeline, args: argparse.Namespace, out: Path) -> int:
             }
             if not args.no_png:
                 folder = out / "masks" if masks.single else out / "masks" / obj
-                _save_png(folder / f"{name}.png", result.mask)
-    doc = {"source": str(args.source), "target": str(args.target), "preset": pipeline.preset.name}
+                save_png(folder / f"{name}.png", result.mask)
+    doc = {
+        "source": str(args.source),
+        "target": str(args.target),
+        "preset": pipeline.preset.name,
+        "weights": pipeline.backend.weights,
+    }
     if masks.single:
         doc["frames"] = frames[masks.ids[0]]
     else:
         doc["objects"] = {obj: {"frames": f} for obj, f in frames.items()}
     atomic_write_json(out / "predictions.json", doc)
     return sum(not f["skipped"] for per_object in frames.values() for f in per_object.values())
-
-
-def _save_png(path: Path, mask: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(mask.astype(np.uint8) * 255).save(path)

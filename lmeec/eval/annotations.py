@@ -135,9 +135,17 @@ class EvaluationUnit:
         return sorted(f for f in self.query.masks if f in annotated)
 
     @property
-    def target_eval_shape(self) -> tuple[int, int] | None:
-        """Shape predictions must have (480x480 Aria, 480x270 exo), or None if the camera has no mask."""
-        return None if self.target_native is None else eval_shape(*self.target_native)
+    def required_frames(self) -> list[int]:
+        """Frames with a query mask: a submission must predict each of them, scored or not."""
+        return sorted(self.query.masks)
+
+    @property
+    def target_eval_shape(self) -> tuple[int, int]:
+        """Shape predictions must have: from the target's native size, else the benchmark's rule (480x480
+        Aria, 480 wide x 270 high exo) when the target camera holds no mask in this take."""
+        if self.target_native is not None:
+            return eval_shape(*self.target_native)
+        return (480, 480) if is_ego(self.target_cam) else (270, 480)
 
     def gt_visible(self, frame: int) -> bool:
         """Whether the target camera holds a mask at `frame`."""
@@ -166,19 +174,23 @@ class EvaluationUnit:
             raise FileNotFoundError(
                 f"{path}: missing frame (take {self.take}, camera {camera}, frame {frame})"
             )
-        with Image.open(path) as image:
-            return np.asarray(image.convert("RGB"))
+        try:
+            with Image.open(path) as image:
+                return np.asarray(image.convert("RGB"))
+        except (OSError, SyntaxError, ValueError) as exc:  # truncated or not an image: name the file
+            raise ValueError(f"{path}: cannot read this frame ({exc})") from exc
 
     def frame_numbers(self, all_frames: bool = False) -> list[int]:
-        """The frames `frames` yields: counted ones, or with `all_frames` every frame annotated in either camera."""
+        """The frames `frames` yields: required ones, or with `all_frames` every frame annotated in either camera."""
         if not all_frames:
-            return self.counted_frames
+            return self.required_frames
         return sorted(
             set(self.query.annotated_frames) | set(self.query.masks) | set(self.target.annotated_frames)
         )
 
     def frames(self, all_frames: bool = False) -> Iterator[UnitFrame]:
-        """Yield frames lazily (one pair of images in memory at a time), counted frames only by default.
+        """Yield frames lazily (one pair of images in memory at a time), by default the required frames
+        (those with a query mask, which a submission must predict).
 
         With `all_frames`, every frame annotated in either camera is yielded in order, `source_mask` None
         where the query has none — the sequence a tracker with memory walks through.

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lmeec.eval.annotations import Annotations, Direction, EvaluationUnit, is_ego
+from lmeec.eval.annotations import Annotations, Direction, EvaluationUnit
 from lmeec.eval.render import Camera
 from lmeec.eval.rle import resize_nearest
 from lmeec.eval.submission import SubmissionWriter
@@ -18,15 +18,10 @@ DEPTH_TOL = 0.02  # metres, plus 1 % of depth: slack when comparing a reprojecte
 OBJECT_DEPTH = 0.2  # metres: how far behind its visible surface an object is assumed to extend
 
 
-def prediction_shape(unit: EvaluationUnit) -> tuple[int, int]:
-    """Evaluation shape of the target: from its masks, else the benchmark's 480x480 Aria / 480x270 exo."""
-    return unit.target_eval_shape or ((480, 480) if is_ego(unit.target_cam) else (270, 480))
-
-
 def copy_query(unit: EvaluationUnit, frame: int) -> tuple[np.ndarray, float]:
     """The query mask resized to the target's evaluation shape; visible iff the query mask is non-empty."""
     query = unit.query_mask(frame)
-    shape = prediction_shape(unit)
+    shape = unit.target_eval_shape
     if query is None:
         return np.zeros(shape, bool), 0.0
     return resize_nearest(query, shape), float(query.any())
@@ -79,7 +74,7 @@ class OracleReprojection:
         """Mask at the target's evaluation shape and confidence 1 if any pixel was reprojected."""
         scene = self.scene(unit.take)
         query_mask = unit.query_mask(frame)
-        shape = prediction_shape(unit)
+        shape = unit.target_eval_shape
         if query_mask is None:
             return np.zeros(shape, bool), 0.0
         cams = scene.cameras[frame]
@@ -95,13 +90,14 @@ def predict(
     annotations: Annotations,
     predictor,
     directions: Iterable[Direction],
-    writer: SubmissionWriter | None = None,
 ) -> SubmissionWriter:
-    """Run a per-frame predictor `(unit, frame) -> (mask, confidence)` over every counted frame."""
-    writer = writer or SubmissionWriter()
+    """Run a per-frame predictor `(unit, frame) -> (mask, confidence)` over every frame with a query mask
+    (scored or not), into a complete submission."""
+    directions = list(directions)
+    writer = SubmissionWriter(annotations, directions)
     for direction in directions:
         for unit in annotations.units(direction):
-            for frame in unit.counted_frames:
+            for frame in unit.required_frames:
                 mask, confidence = predictor(unit, frame)
                 writer.add(unit.take, unit.obj, unit.query_cam, unit.target_cam, frame, mask, confidence)
     return writer

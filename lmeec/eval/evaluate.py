@@ -51,6 +51,13 @@ def evaluate_direction(
         for frame in unit.counted_frames:
             cams = f"{unit.query_cam}->{unit.target_cam}"
             where = f"take {unit.take} object {unit.obj!r} cameras {cams} frame {frame}"
+            gt = unit.gt_mask(frame)
+            if gt is not None and shape is not None and gt.shape != shape:  # the annotation's fault
+                rec = unit.target.masks[frame]
+                raise ValueError(
+                    f"{rec.where}: annotation fault: this mask is {rec.height}×{rec.width} but camera "
+                    f"{unit.target_cam}'s masks elsewhere are {unit.target_native[0]}×{unit.target_native[1]}"
+                )
             pred = submission.get(direction, unit.take, unit.obj, unit.query_cam, unit.target_cam, frame)
             if pred is None:
                 if not allow_missing:
@@ -59,16 +66,16 @@ def evaluate_direction(
                         "(use --allow-missing to score missing frames as empty, not visible)"
                     )
                 missing += 1
-                mask = np.zeros(shape if shape is not None else (1, 1), dtype=bool)
+                mask = np.zeros(shape, dtype=bool)
                 confidence = 0.0
             else:
                 mask, confidence = pred.mask, pred.confidence
-                if shape is not None and mask.shape != shape:
+                if mask.shape != shape:
                     raise ValueError(
                         f"{submission.source}: {direction}: prediction for {where} has shape {mask.shape}, "
                         f"expected {shape} (target camera at evaluation resolution)"
                     )
-            acc.add(unit.take, unit.gt_mask(frame), mask, confidence)
+            acc.add(unit.take, gt, mask, confidence)
     return DirectionReport(direction, acc.total(), acc.per_take(), missing)
 
 

@@ -1,4 +1,5 @@
-"""The benchmark's submission JSON: a writer that predictors fill frame by frame, and a validating reader.
+"""The benchmark's submission JSON: a writer that predictors fill frame by frame into a complete file, and a
+validating reader.
 
 Layout: {direction: {"version", "challenge", "results": {take: {"masks": {obj: {"{query}_{target}":
 {"<frame>": {"pred_mask": COCO RLE, "confidence": float}}}}, "subsample_idx": [...]}}}}, with
@@ -8,13 +9,15 @@ direction "ego-exo" (ego query) or "exo-ego" (exo query).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from lmeec.eval.annotations import DIRECTIONS, Direction, is_ego, pair_key
+from lmeec.eval.annotations import DIRECTIONS, Annotations, Direction, is_ego, pair_key
 from lmeec.eval.rle import decode_rle, encode_rle
+from lmeec.eval.validate import expected
 from lmeec.files import atomic_write_json, read_json
 
 CHALLENGE = "correspondence"
@@ -26,12 +29,30 @@ def direction_of(query_cam: str) -> Direction:
 
 
 class SubmissionWriter:
-    """Collects predicted masks (at evaluation resolution) and writes the submission atomically."""
+    """Fills a complete submission for a split (every take, object and camera pair laid out up front)
+    frame by frame, and writes it atomically only once every query-mask frame has a prediction."""
 
-    def __init__(self, version: str = "lmeec-0.1", challenge: str = CHALLENGE) -> None:
+    def __init__(
+        self,
+        annotations: Annotations,
+        directions: Iterable[Direction] = DIRECTIONS,
+        takes: list[str] | None = None,
+        version: str = "lmeec-0.1",
+        challenge: str = CHALLENGE,
+    ) -> None:
         self.version = version
         self.challenge = challenge
-        self._results: dict[str, dict[str, dict]] = {d: {} for d in DIRECTIONS}
+        self._layout = {d: expected(annotations, d, takes) for d in directions}
+        self._results: dict[str, dict[str, dict]] = {
+            d: {
+                take: {
+                    "masks": {obj: {key: {} for key in pairs} for obj, pairs in objs.items()},
+                    "subsample_idx": [],
+                }
+                for take, objs in layout.items()
+            }
+            for d, layout in self._layout.items()
+        }
 
     def add(
         self,
@@ -47,30 +68,55 @@ class SubmissionWriter:
         where = f"take {take} object {obj!r} {query_cam}->{target_cam} frame {frame}"
         if is_ego(query_cam) == is_ego(target_cam):
             raise ValueError(f"{where}: one camera must be Aria (ego) and the other exo")
+        direction, key = direction_of(query_cam), pair_key(query_cam, target_cam)
+        try:
+            shape, _ = self._layout[direction][take][obj][key]
+        except KeyError:
+            raise ValueError(f"{where}: not an evaluation unit of this submission's split") from None
         mask = np.asarray(mask_480)
-        if mask.ndim != 2:
-            raise ValueError(f"{where}: mask must be 2-D, got shape {mask.shape}")
+        if mask.shape != shape:
+            raise ValueError(
+                f"{where}: mask must have the target's evaluation shape {shape}, got {mask.shape}"
+            )
         confidence = float(confidence)
         if not math.isfinite(confidence):
             raise ValueError(f"{where}: confidence must be a finite number, got {confidence}")
-        entry = self._results[direction_of(query_cam)].setdefault(take, {"masks": {}, "subsample_idx": []})
-        frames = entry["masks"].setdefault(obj, {}).setdefault(pair_key(query_cam, target_cam), {})
-        frames[str(int(frame))] = {"pred_mask": encode_rle(mask.astype(bool)), "confidence": confidence}
+        entry = self._results[direction][take]
+        entry["masks"][obj][key][str(int(frame))] = {
+            "pred_mask": encode_rle(mask.astype(bool)),
+            "confidence": confidence,
+        }
         if int(frame) not in entry["subsample_idx"]:
             entry["subsample_idx"].append(int(frame))
 
+    def first_missing(self) -> str | None:
+        """The first query-mask frame still without a prediction, in split order, or None."""
+        for direction, layout in self._layout.items():
+            for take, objs in layout.items():
+                for obj, pairs in objs.items():
+                    for key, (_, required) in pairs.items():
+                        predicted = self._results[direction][take]["masks"][obj][key]
+                        for frame in required:
+                            if str(frame) not in predicted:
+                                return (
+                                    f"{direction} take {take} object {obj!r} pair {key} query frame {frame}"
+                                )
+        return None
+
     def to_dict(self) -> dict:
-        """The submission document (directions with no prediction are left out)."""
+        """The submission document; a ValueError while any query-mask frame lacks a prediction."""
+        missing = self.first_missing()
+        if missing is not None:
+            raise ValueError(f"incomplete submission: {missing} has no prediction")
         out = {}
         for direction, results in self._results.items():
-            if results:
-                for entry in results.values():
-                    entry["subsample_idx"].sort()
-                out[direction] = {"version": self.version, "challenge": self.challenge, "results": results}
+            for entry in results.values():
+                entry["subsample_idx"].sort()
+            out[direction] = {"version": self.version, "challenge": self.challenge, "results": results}
         return out
 
     def save(self, path: Path | str) -> Path:
-        """Write the submission JSON via a temp file and os.replace."""
+        """Write the complete submission JSON via a temp file and os.replace."""
         return atomic_write_json(path, self.to_dict())
 
 

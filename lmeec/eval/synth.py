@@ -5,7 +5,8 @@ Ground truth comes from the renderer's z-buffer. Each take is written in the raw
 and in the processed layout (`{take}/annotation.json`, `{take}/{cam}/{frame}.jpg`), plus `{take}/scene.json`
 (cameras and shapes per frame) for the oracle baseline. Out-of-view intervals: the wearer looks away
 (ego) and a panel slides between the exo camera and the table (exo); in the first take one object sits
-behind a shelf for the exo camera, so that camera has annotated frames but no masks.
+behind a shelf for the exo camera, so that camera has annotated frames but no masks. With `unannotated`,
+each camera also skips some frames per object, so cameras list different annotated frames.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ class SynthConfig:
     scale: float = 0.25  # Aria 1408x1408 -> 352x352, exo 3840x2160 -> 960x540
     seed: int = 0
     video: bool = False  # also write {take}/{cam}.mp4 (needs opencv)
+    unannotated: float = 0.0  # fraction of frames each camera leaves unannotated, per object (as real splits)
     jpeg_quality: int = 90
 
     @property
@@ -60,6 +62,8 @@ class SynthConfig:
             raise ValueError(
                 f"need at least 1 take and 4 frames per take, got {self.takes} and {self.frames}"
             )
+        if not 0.0 <= self.unannotated <= 0.5:
+            raise ValueError(f"unannotated must be in [0, 0.5], got {self.unannotated}")
         if not 0.02 <= self.scale <= 1.0:
             raise ValueError(f"scale must be in [0.02, 1], got {self.scale}")
         if eval_shape(*self.ego_size) != (480, 480) or eval_shape(*self.exo_size) != (270, 480):
@@ -216,15 +220,33 @@ def _write_video(path: Path, frames: list[np.ndarray]) -> None:
     tmp.replace(path)
 
 
-def write_take(root: Path, scene: TakeScene, config: SynthConfig) -> dict:
-    """Render a take, write its processed layout and scene.json; return its raw relations entry."""
+def annotated_frames(scene: TakeScene, config: SynthConfig, index: int) -> dict[str, dict[str, list[int]]]:
+    """Frames each camera annotates, per object: all, less a random `unannotated` fraction drawn per
+    (object, camera), so that cameras list different annotated frames as in the real splits."""
+    rng = np.random.default_rng([config.seed, index, 1])  # apart from the scene's stream
+    keep = len(scene.frames) - round(config.unannotated * len(scene.frames))
+    return {
+        obj: {
+            cam: sorted(int(f) for f in rng.choice(scene.frames, keep, replace=False))
+            for cam in (EGO_CAM, EXO_CAM)
+        }
+        for obj in scene.objects
+    }
+
+
+def write_take(
+    root: Path, scene: TakeScene, config: SynthConfig, annotated: dict[str, dict[str, list[int]]]
+) -> dict:
+    """Render a take, write its processed layout and scene.json; return its raw relations entry.
+
+    Frames of every camera are written; masks only where that camera annotated the frame (`annotated`)."""
     take_dir = root / scene.uid
     raw: dict[str, dict] = {obj: {} for obj in scene.objects}
     processed: dict[str, dict] = {obj: {} for obj in scene.objects}
     for cam in (EGO_CAM, EXO_CAM):
         video: list[np.ndarray] = []
         for obj in scene.objects:
-            raw[obj][cam] = {"annotation": {}, "annotated_frames": list(scene.frames)}
+            raw[obj][cam] = {"annotation": {}, "annotated_frames": annotated[obj][cam]}
             processed[obj][cam] = {}
         for frame in scene.frames:
             view = scene.render(frame, cam)
@@ -234,8 +256,8 @@ def write_take(root: Path, scene: TakeScene, config: SynthConfig) -> dict:
             h, w = view.label.shape
             for k, obj in enumerate(scene.objects):
                 mask = view.label == k
-                if not mask.any():
-                    continue  # not visible: the frame is annotated but has no mask
+                if frame not in annotated[obj][cam] or not mask.any():
+                    continue  # not annotated, or not visible (annotated but without a mask)
                 raw[obj][cam]["annotation"][str(frame)] = {
                     "width": w,
                     "height": h,
@@ -257,7 +279,7 @@ def synthesize(out: Path | str, config: SynthConfig = SynthConfig()) -> Path:
     annotations = {}
     for index in range(config.takes):
         scene = make_scene(config, index)
-        annotations[scene.uid] = write_take(root, scene, config)
+        annotations[scene.uid] = write_take(root, scene, config, annotated_frames(scene, config, index))
     return atomic_write_json(root / RELATIONS_FILE, {"version": "synthetic", "annotations": annotations})
 
 

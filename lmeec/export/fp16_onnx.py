@@ -11,6 +11,16 @@ from lmeec.export.precision import POLICY_VERSION, precision_counts, to_fp16_onn
 from lmeec.files import atomic_dir
 
 
+def _load(path: Path):
+    """An ONNX graph; a corrupt or truncated file becomes a one-line error naming it."""
+    try:
+        return onnx.load(str(path))
+    except Exception as exc:  # protobuf's DecodeError and friends
+        raise ValueError(
+            f"{path}: not a readable ONNX graph ({type(exc).__name__}); re-export the folder"
+        ) from exc
+
+
 def write_fp16_folder(onnx_dir: Path | str, out: Path | str, overwrite: bool = False) -> Manifest:
     """Convert every graph of an exported FP32 folder under the policy; the manifest records the policy."""
     onnx_dir = Path(onnx_dir)
@@ -21,7 +31,7 @@ def write_fp16_folder(onnx_dir: Path | str, out: Path | str, overwrite: bool = F
     graphs = {}
     with atomic_dir(out, overwrite=overwrite) as tmp:
         for name, entry in manifest.graphs.items():
-            model = onnx.load(str(onnx_dir / entry.file))
+            model = _load(onnx_dir / entry.file)
             onnx.save(to_fp16_onnx(model), str(tmp / entry.file))
             extra = {
                 **entry.extra,

@@ -5,14 +5,13 @@ The runtime refuses a folder whose manifest does not match the files, the preset
 
 from __future__ import annotations
 
-import hashlib
 import platform
 import warnings
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
 
-from lmeec.files import atomic_write_json, read_json
+from lmeec.files import atomic_write_json, read_json, sha256
 from lmeec.model.config import Preset, get_preset
 from lmeec.model.stages import STAGES, TensorSpec, graph_name, object_profiles
 
@@ -20,14 +19,6 @@ MANIFEST = "manifest.json"
 FORMAT = "lmeec-engines"
 FORMAT_VERSION = 1
 LIBRARIES = ("lmeec", "torch", "sam2", "onnx", "onnxruntime", "onnxslim")
-
-
-def sha256(path: Path | str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fp:
-        for chunk in iter(lambda: fp.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def library_versions(names: tuple[str, ...] = LIBRARIES) -> dict[str, str]:
@@ -57,7 +48,9 @@ class Manifest:
     compression: str
     opset: int
     graphs: dict[str, GraphEntry]
-    checkpoint: dict  # {"file", "sha256", "format"} or {"random_seed": n}
+    checkpoint: (
+        dict  # weight provenance (lmeec.model.checkpoint.weights_provenance); {"random_seed": n} if random
+    )
     versions: dict[str, str]
     tensorrt: dict = field(default_factory=dict)  # filled by `lmeec build trt`
     source_mask: str = "research"

@@ -12,7 +12,7 @@ import torch
 
 from lmeec.export.manifest import GraphEntry, Manifest, library_versions, sha256
 from lmeec.files import atomic_dir
-from lmeec.model.checkpoint import Checkpoint
+from lmeec.model.checkpoint import Checkpoint, weights_provenance
 from lmeec.model.network import LMEEC
 from lmeec.model.stages import Stage, build_stages
 
@@ -96,11 +96,9 @@ def export_onnx(
             file = f"{name}.onnx"
             extra = export_stage(stage, tmp / file, simplify)
             graphs[name] = GraphEntry(file, sha256(tmp / file), stage.inputs(), stage.outputs(), extra)
-        ckpt_info = (
-            {"file": str(checkpoint.path), "sha256": sha256(checkpoint.path), "format": checkpoint.format}
-            if checkpoint
-            else {"random_seed": seed}
-        )
+        ckpt_info = weights_provenance(checkpoint, seed)
+        if checkpoint is None:
+            ckpt_info["random_seed"] = seed  # the torch backend rebuilds these weights from the seed
         manifest = Manifest(
             preset=model.preset.name,
             compression=model.preset.memory.compression,

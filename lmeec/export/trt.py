@@ -1,16 +1,21 @@
-"""`lmeec build trt`: one TensorRT plan per stage graph (TensorRT 10 Python API), kept thin.
+"""`lmeec build trt`: one TensorRT plan per stage graph, built through polygraphy's TensorRT loaders.
 
-Precision modes (both apply `lmeec.export.precision`, the single statement of the FP16 policy):
+polygraphy parses the ONNX (`NetworkFromOnnxPath`), configures the builder (`CreateConfig`: TF32 off,
+FP16 / precision constraints, the static profile, workspace) and builds the plan (`EngineBytesFromNetwork`);
+lmeec adds its manifest, the check of the network against it, the per-layer pins, the timing cache and the
+version checks. Precision modes (both apply `lmeec.export.precision`, the single statement of the FP16 policy):
 - `typed` (default with --fp16): parse the FP16-policy ONNX (explicit Casts) into a strongly typed
-  network; TensorRT runs each tensor in the type the ONNX gives it, nothing to match by name.
-- `layers`: parse the FP32 ONNX, set BuilderFlag.FP16 + OBEY_PRECISION_CONSTRAINTS and pin every layer
-  that is not one of the policy's FP16 nodes (matched by ONNX node name) to FP32.
-Without --fp16 the plans are FP32 (TF32 disabled, for parity checks).
+  network; TensorRT runs each tensor in the type the ONNX gives it. TensorRT 10 and 11.
+- `layers`: parse the FP32 ONNX, set FP16 + OBEY_PRECISION_CONSTRAINTS and pin every floating-point layer
+  that was not created for one of the policy's FP16 nodes (found by `layer.metadata`) to FP32. TensorRT 10
+  only: TensorRT 11 removed the FP16 flag, the precision constraints and the per-layer precision API.
+Without --fp16 the plans are FP32 (a strongly typed network of the FP32 ONNX, TF32 disabled, for parity
+checks).
 
-All shapes are static: the parsed network's inputs must equal the manifest's specs; any dynamic
-dimension gets a one-point optimisation profile (min = opt = max = the manifest shape).
-The output folder is written atomically: the plans, a copy of the FP32 ONNX graphs (the oracle for
-`lmeec check`) and manifest.json with the TensorRT version, the GPU and the build flags.
+All shapes are static: the parsed network's inputs must equal the manifest's specs and every input gets a
+one-point optimisation profile (min = opt = max = the manifest shape). The output folder is written
+atomically: the plans, a copy of the FP32 ONNX graphs (the oracle for `lmeec check`) and manifest.json with
+the TensorRT version, the GPU and the build flags.
 """
 
 from __future__ import annotations
@@ -26,7 +31,14 @@ from lmeec.files import atomic_dir, atomic_write_bytes
 
 log = logging.getLogger(__name__)
 MODES = ("typed", "layers")
+SUPPORTED_MAJORS = (10, 11)  # JetPack 6 ships 10.3; PyPI serves 10.x and 11.x
+LAYERS_MAJORS = (10,)  # per-layer precisions exist up to TensorRT 10
 ONNX_SUBDIR = "onnx"  # FP32 ONNX copied beside the plans (oracle for `lmeec check`)
+ONNX_LAYER = "[ONNX Layer: "  # how TensorRT's ONNX parser starts `layer.metadata`
+
+
+def trt_major(trt) -> int:
+    return int(str(trt.__version__).split(".")[0])
 
 
 def import_tensorrt():
@@ -38,10 +50,23 @@ def import_tensorrt():
             "TensorRT is not installed: on x86-64 `pip install lmeec[trt]`; on Jetson use JetPack's "
             "python3-libnvinfer (see README, 'TensorRT')"
         ) from exc
-    major = int(str(trt.__version__).split(".")[0])
-    if major < 10:
-        raise RuntimeError(f"TensorRT {trt.__version__} found; lmeec needs TensorRT 10 or newer")
+    if trt_major(trt) not in SUPPORTED_MAJORS:
+        raise RuntimeError(
+            f"TensorRT {trt.__version__} found; lmeec supports TensorRT "
+            f"{' and '.join(map(str, SUPPORTED_MAJORS))} (pip install 'tensorrt>=10,<12')"
+        )
     return trt
+
+
+def check_mode(trt, fp16: bool, mode: str) -> None:
+    """Refuse a precision mode this TensorRT cannot build."""
+    if mode not in MODES:
+        raise ValueError(f"unknown precision mode {mode!r}; choose {' or '.join(MODES)}")
+    if fp16 and mode == "layers" and trt_major(trt) not in LAYERS_MAJORS:
+        raise ValueError(
+            f"--mode layers needs TensorRT 10 (TensorRT {trt.__version__} has no per-layer precisions); "
+            "use --mode typed"
+        )
 
 
 def gpu_facts(device: int = 0) -> dict:
@@ -68,82 +93,104 @@ def build_engine(
     fp16_nodes: set[str],
     workspace_mb: int | None,
     timing_cache: bytes | None,
-    logger,
-) -> tuple[bytes, bytes, dict]:
-    """Build one plan; returns (plan bytes, updated timing cache bytes, facts for the manifest)."""
-    typed = fp16 and mode == "typed"
-    builder = trt.Builder(logger)
-    flags = 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED) if typed else 0
-    network = builder.create_network(flags)
-    parser = trt.OnnxParser(network, logger)
-    if not parser.parse_from_file(str(onnx_path)):
-        errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
-        raise RuntimeError(f"{onnx_path.name}: TensorRT's ONNX parser failed: {errors}")
+    cache_name: str = "timing cache",
+) -> tuple[bytes, bytes | None, dict]:
+    """Build one plan; returns (plan bytes, updated timing cache bytes or None, facts for the manifest)."""
+    from polygraphy.backend.trt import CreateConfig, EngineBytesFromNetwork, NetworkFromOnnxPath
+    from polygraphy.exception import PolygraphyException
+    from polygraphy.logger import G_LOGGER
 
-    config = builder.create_builder_config()
-    if workspace_mb:
-        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_mb) << 20)
-    if not typed:
-        config.clear_flag(trt.BuilderFlag.TF32)  # FP32 means FP32 (the oracle's numbers)
-    pinned = 0
-    if fp16 and mode == "layers":
-        config.set_flag(trt.BuilderFlag.FP16)
-        config.set_flag(trt.BuilderFlag.OBEY_PRECISION_CONSTRAINTS)
-        pinned = pin_fp32_layers(trt, network, fp16_nodes)
-
-    profile_inputs = _check_io_and_profile(trt, builder, config, network, entry, onnx_path.name)
-    cache = config.create_timing_cache(timing_cache or b"")
-    config.set_timing_cache(cache, ignore_mismatch=False)
-
+    layers = fp16 and mode == "layers"
+    quiet = G_LOGGER.verbosity(G_LOGGER.WARNING)  # polygraphy's INFO lines repeat what lmeec prints
+    try:  # strongly typed unless per-layer precisions are asked for (FP32 plans too: the ONNX's types)
+        with quiet:
+            builder, network, parser = NetworkFromOnnxPath(str(onnx_path), strongly_typed=not layers)()
+    except PolygraphyException as exc:
+        raise RuntimeError(f"{onnx_path.name}: TensorRT's ONNX parser failed: {exc}") from exc
+    profile, dynamic = _check_io_and_profile(network, entry, onnx_path.name)
+    pinned = pin_fp32_layers(trt, network, fp16_nodes) if layers else {"nodes": 0, "helpers": 0}
+    with quiet:
+        config = CreateConfig(
+            tf32=False,  # FP32 means FP32 (the oracle's numbers), also in the FP32 islands of typed plans
+            fp16=layers,
+            precision_constraints="obey" if layers else None,
+            profiles=[profile],
+            memory_pool_limits={trt.MemoryPoolType.WORKSPACE: int(workspace_mb) << 20}
+            if workspace_mb
+            else None,
+        )(builder, network)
+    if timing_cache:
+        cache = config.create_timing_cache(timing_cache)
+        if cache is None or not config.set_timing_cache(cache, ignore_mismatch=False):
+            raise ValueError(
+                f"{cache_name} was written by another TensorRT or GPU; pass another --timing-cache file"
+            )
     t0 = time.perf_counter()
-    plan = builder.build_serialized_network(network, config)
-    if plan is None:
-        raise RuntimeError(f"{onnx_path.name}: TensorRT failed to build the engine (see the log above)")
+    try:
+        with quiet:
+            plan = EngineBytesFromNetwork((builder, network, parser), config=config)()
+    except PolygraphyException as exc:
+        raise RuntimeError(f"{onnx_path.name}: TensorRT failed to build the engine: {exc}") from exc
     facts = {
         "build_s": round(time.perf_counter() - t0, 1),
         "layers": network.num_layers,
-        "fp32_pinned_layers": pinned,
-        "profile_inputs": profile_inputs,
+        "fp32_pinned_layers": pinned["nodes"] + pinned["helpers"],
+        "fp32_pinned_helper_layers": pinned["helpers"],
+        "profile_inputs": dynamic,
     }
-    return bytes(plan), bytes(config.get_timing_cache().serialize()), facts
+    updated = config.get_timing_cache()
+    if updated is None:
+        log.warning("%s: TensorRT returned no timing cache; %s is left as it was", onnx_path.name, cache_name)
+    return bytes(plan), None if updated is None else bytes(updated.serialize()), facts
 
 
-def pin_fp32_layers(trt, network, fp16_nodes: set[str]) -> int:
-    """`layers` mode: every layer not created for a policy FP16 node runs and outputs FP32.
+def layer_node(layer) -> str | None:
+    """The ONNX node a layer was created for (`[ONNX Layer: NAME | ...]` in its metadata), else None.
 
-    TensorRT's ONNX parser names a node's main layer after the node; helper layers it adds for a node
-    carry the node name as a prefix or are unnamed, so both forms count as that node.
+    The parser's helper layers (`node_<k>`, `ONNXTRT_*`) carry no metadata; names are not used because
+    a prefix match mistakes siblings (`/x/MatMul` for `/x/MatMul_1`).
     """
-    pinned = 0
+    meta = str(layer.metadata or "")
+    if not meta.startswith(ONNX_LAYER) or not meta.endswith("]"):
+        return None
+    return meta[len(ONNX_LAYER) : -1].split(" | ")[0]
+
+
+def pin_fp32_layers(trt, network, fp16_nodes: set[str]) -> dict[str, int]:
+    """`layers` mode: every floating-point layer not created for a policy FP16 node runs and outputs FP32.
+
+    Layers without floating-point outputs (BOOL/INT64 comparisons, indices) keep their types: pinning them
+    to FP32 would be refused under OBEY_PRECISION_CONSTRAINTS. Helper layers without an ONNX node are
+    pinned too (the policy's default is FP32). Returns how many node and helper layers were pinned.
+    """
+    floats = (trt.float32, trt.float16)
+    counts = {"nodes": 0, "helpers": 0}
     for i in range(network.num_layers):
         layer = network.get_layer(i)
-        if _layer_node(layer.name, fp16_nodes) is not None:
-            continue
-        if layer.type in _NON_COMPUTE(trt):
+        node = layer_node(layer)
+        if node in fp16_nodes or layer.type in _NON_COMPUTE(trt):
             continue  # constants/shuffles carry their inputs' type; pinning them forces reformatting
+        outputs = [j for j in range(layer.num_outputs) if layer.get_output(j).dtype in floats]
+        if not outputs:
+            continue
         layer.precision = trt.float32
-        for j in range(layer.num_outputs):
-            if layer.get_output_type(j) in (trt.float32, trt.float16):
-                layer.set_output_type(j, trt.float32)
-        pinned += 1
-    return pinned
-
-
-def _layer_node(layer_name: str, fp16_nodes: set[str]) -> str | None:
-    if layer_name in fp16_nodes:
-        return layer_name
-    for node in fp16_nodes:
-        if layer_name.startswith(node + "_") or layer_name.startswith(node + " "):
-            return node
-    return None
+        for j in outputs:
+            layer.set_output_type(j, trt.float32)
+        counts["helpers" if node is None else "nodes"] += 1
+    return counts
 
 
 def _NON_COMPUTE(trt) -> tuple:
     return (trt.LayerType.CONSTANT, trt.LayerType.SHUFFLE, trt.LayerType.SHAPE)
 
 
-def _check_io_and_profile(trt, builder, config, network, entry: GraphEntry, where: str) -> list[str]:
-    """Inputs/outputs must match the manifest; dynamic inputs get a static profile at the manifest shape."""
+def _check_io_and_profile(network, entry: GraphEntry, where: str):
+    """Inputs/outputs must match the manifest; every input gets a static profile at the manifest shape.
+
+    Returns (polygraphy Profile, names of the inputs that were dynamic in the ONNX).
+    """
+    from polygraphy.backend.trt import Profile
+
     want_in = {s.name: s.shape for s in entry.inputs}
     got_in = {network.get_input(i).name: network.get_input(i) for i in range(network.num_inputs)}
     if set(got_in) != set(want_in):
@@ -156,7 +203,7 @@ def _check_io_and_profile(trt, builder, config, network, entry: GraphEntry, wher
         raise ValueError(
             f"{where}: network outputs {sorted(got_out)} differ from the manifest's {sorted(want_out)}"
         )
-    profile, dynamic = None, []
+    profile, dynamic = Profile(), []
     for name, tensor in got_in.items():
         shape = _dims(tensor.shape)
         want = tuple(want_in[name])
@@ -164,13 +211,10 @@ def _check_io_and_profile(trt, builder, config, network, entry: GraphEntry, wher
             raise ValueError(
                 f"{where}: input {name} is {list(shape)} in the ONNX but {list(want)} in the manifest"
             )
+        profile.add(name, want, want, want)
         if -1 in shape:
-            profile = profile or builder.create_optimization_profile()
-            profile.set_shape(name, want, want, want)
             dynamic.append(name)
-    if profile is not None:
-        config.add_optimization_profile(profile)
-    return dynamic
+    return profile, dynamic
 
 
 def build_trt(
@@ -189,8 +233,6 @@ def build_trt(
     """Build plans for every graph of an exported ONNX folder into `out` (all or nothing)."""
     import onnx
 
-    if mode not in MODES:
-        raise ValueError(f"unknown precision mode {mode!r}; choose {' or '.join(MODES)}")
     if workspace_mb is not None and workspace_mb <= 0:
         raise ValueError("--workspace must be a positive number of MiB")
     onnx_dir = Path(onnx_dir)
@@ -199,8 +241,8 @@ def build_trt(
         raise ValueError(f"{onnx_dir} holds TensorRT plans; pass the exported ONNX folder")
     check_manifest(onnx_dir, manifest)
     trt = trt or import_tensorrt()
+    check_mode(trt, fp16, mode)
     gpu = gpu or gpu_facts()
-    logger = trt.Logger(trt.Logger.WARNING)
     cache_path = Path(timing_cache) if timing_cache else None
     cache = cache_path.read_bytes() if cache_path and cache_path.is_file() else None
 
@@ -219,7 +261,7 @@ def build_trt(
                 onnx.save(to_fp16_onnx(model), str(build_src))
             if progress:
                 print(f"building {name} ({'fp16 ' + mode if fp16 else 'fp32'})...", flush=True)
-            plan, cache, facts = build_engine(
+            plan, updated, facts = build_engine(
                 trt,
                 build_src,
                 entry,
@@ -228,8 +270,9 @@ def build_trt(
                 fp16_nodes=nodes,
                 workspace_mb=workspace_mb,
                 timing_cache=cache,
-                logger=logger,
+                cache_name=str(cache_path),
             )
+            cache = updated or cache
             if build_src != src:
                 build_src.unlink()
             plan_file = f"{name}.plan"

@@ -17,10 +17,11 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from lmeec.files import atomic_path
+from lmeec.files import atomic_path, sha256
 from lmeec.model.config import PRESETS, Preset, get_preset
 
 MOE_PREFIX = "MV_MoE."
+PROVENANCE_KEY = "lmeec_provenance"  # beside "model" in the checkpoints lmeec writes
 Format = Literal["sam2.1", "lmeec-training", "raw"]
 SHOWN = 5  # mismatching keys named in an error message
 
@@ -33,6 +34,9 @@ class Checkpoint:
     state_dict: dict[str, Tensor]
     format: Format
     has_moe: bool
+    provenance: dict = field(
+        default_factory=dict
+    )  # what lmeec recorded when it wrote the file, e.g. random + seed
 
 
 @dataclass
@@ -72,7 +76,7 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several types for corrupt or foreign files
-        raise ValueError(f"{path}: not a readable PyTorch checkpoint ({exc})") from exc
+        raise ValueError(f"{path}: not a readable PyTorch checkpoint ({_first_line(exc)})") from exc
     if not isinstance(obj, dict):
         raise ValueError(f"{path}: expected a dict, found {type(obj).__name__}")
     if "model" in obj and isinstance(obj["model"], dict):
@@ -86,7 +90,60 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
     state = {k.removeprefix("module."): v for k, v in state.items()}
     has_moe = any(k.startswith(MOE_PREFIX) for k in state)
     fmt: Format = ("lmeec-training" if has_moe else "sam2.1") if wrapped else "raw"
-    return Checkpoint(path, state, fmt, has_moe)
+    provenance = obj.get(PROVENANCE_KEY) if wrapped else None
+    return Checkpoint(path, state, fmt, has_moe, provenance if isinstance(provenance, dict) else {})
+
+
+def _first_line(exc: Exception) -> str:
+    """torch's load errors run to several lines of weights_only advice, or end in a bare code: keep the cause."""
+    text = str(exc)
+    if "WeightsUnpickler error:" in text:
+        detail = next(
+            (ln.strip() for ln in text.split("WeightsUnpickler error:", 1)[1].splitlines() if ln.strip()), ""
+        )
+        return f"not a file of tensors, or it holds other objects: {detail.rstrip('.')}"
+    if "PytorchStreamReader" in text or "zip archive" in text or "central directory" in text:
+        return "truncated or corrupt: its zip archive is incomplete"
+    first = next((ln.strip() for ln in text.splitlines() if ln.strip()), type(exc).__name__)
+    first = first.split(". ")[0]
+    return first if len(first) < 160 else first[:160] + "…"
+
+
+def weights_provenance(checkpoint: Checkpoint | None, seed: int | None = None) -> dict:
+    """Where a model's weights came from: random + seed, a file + sha256 (random if lmeec wrote it so), or
+    a SAM 2.1 file whose MV-MoE keeps its default init. Recorded in manifests and every output."""
+    if checkpoint is None:
+        return {"weights": "random", "seed": seed}
+    info = {"file": str(checkpoint.path), "sha256": sha256(checkpoint.path), "format": checkpoint.format}
+    if checkpoint.provenance.get("weights") == "random":
+        return {"weights": "random", "seed": checkpoint.provenance.get("seed"), **info}
+    if not checkpoint.has_moe:
+        return {"weights": "sam2.1+default-mv-moe", **info}
+    return {"weights": "file", **info}
+
+
+def is_random(provenance: dict) -> bool:
+    """True where masks come from random weights (also for manifests written before provenance was recorded)."""
+    return provenance.get("weights") == "random" or "random_seed" in provenance
+
+
+def describe_weights(provenance: dict) -> str:
+    """One phrase for messages: RANDOM weights (seed n), or the checkpoint file."""
+    if is_random(provenance):
+        seed = provenance.get("seed", provenance.get("random_seed"))
+        where = f", checkpoint {provenance['file']}" if "file" in provenance else ""
+        return f"RANDOM weights (seed {seed}{where})"
+    what = (
+        "SAM 2.1 checkpoint (default MV-MoE)"
+        if provenance.get("weights") == "sam2.1+default-mv-moe"
+        else "checkpoint"
+    )
+    return f"{what} {provenance.get('file')} (sha256 {str(provenance.get('sha256'))[:12]}…)"
+
+
+def random_weights_warning(provenance: dict) -> str:
+    """The one-line warning printed wherever masks come from random weights."""
+    return f"{describe_weights(provenance)}: the masks are NOT meaningful (pass a trained checkpoint)"
 
 
 @functools.cache
@@ -141,8 +198,11 @@ def load_into(model: torch.nn.Module, path: str | Path) -> Checkpoint:
     return ckpt
 
 
-def save_checkpoint(model: torch.nn.Module, path: str | Path, fmt: Format = "lmeec-training") -> Path:
-    """Write a model's weights atomically in one of the formats `read_checkpoint` accepts."""
+def save_checkpoint(
+    model: torch.nn.Module, path: str | Path, fmt: Format = "lmeec-training", provenance: dict | None = None
+) -> Path:
+    """Write a model's weights atomically in one of the formats `read_checkpoint` accepts; `provenance`
+    (e.g. {"weights": "random", "seed": 0}) is stored beside the weights (not in "raw", a bare state dict)."""
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     if fmt == "sam2.1":
         obj: dict = {"model": {k: v for k, v in state.items() if not k.startswith(MOE_PREFIX)}}
@@ -152,6 +212,8 @@ def save_checkpoint(model: torch.nn.Module, path: str | Path, fmt: Format = "lme
         obj = state
     else:
         raise ValueError(f"unknown checkpoint format {fmt!r}")
+    if provenance and fmt != "raw":
+        obj[PROVENANCE_KEY] = provenance
     with atomic_path(path) as tmp:
         torch.save(obj, tmp)
     return Path(path)

@@ -7,6 +7,9 @@ frame's size; resized with antialiased bilinear interpolation, then thresholded 
 
 from __future__ import annotations
 
+import numbers
+import warnings
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -56,12 +59,38 @@ def check_mask(mask: object, shape: tuple[int, int], what: str = "source mask") 
         raise ValueError(
             f"{what} is {arr.shape[0]}×{arr.shape[1]} but the source frame is {shape[0]}×{shape[1]}"
         )
-    if arr.dtype != np.bool_:
-        if np.issubdtype(arr.dtype, np.floating) and not np.isfinite(arr).all():
-            raise ValueError(f"{what} contains NaN or infinite values")
-        if not np.isin(arr, (0, 1)).all():
-            raise ValueError(f"{what} must be binary (0/1 or bool), found other values")
-    return arr.astype(bool)
+    return binary_mask(arr, what)
+
+
+def binary_mask(arr: np.ndarray, what: str = "mask", threshold: float | None = None) -> np.ndarray:
+    """The one mask rule (Python API and CLI): bool, 0/1 or 0/255 values; anything else is refused unless a
+    `threshold` is given explicitly (then foreground is value >= threshold)."""
+    if arr.dtype == np.bool_:
+        return arr
+    if not (np.issubdtype(arr.dtype, np.number)):
+        raise ValueError(f"{what} must hold numbers or bools, got dtype {arr.dtype}")
+    if np.issubdtype(arr.dtype, np.floating) and not np.isfinite(arr).all():
+        raise ValueError(f"{what} contains NaN or infinite values")
+    if threshold is not None:
+        return arr >= threshold
+    values = np.unique(arr)
+    if np.isin(values, (0, 1)).all():
+        return arr == 1
+    if np.isin(values, (0, 255)).all():
+        return arr == 255
+    shown = ", ".join(f"{v:g}" for v in values[~np.isin(values, (0, 1, 255))][:3])
+    raise ValueError(
+        f"{what} must be binary (0/1, 0/255 or bool), found {len(values)} distinct values (e.g. {shown}); "
+        "give a threshold (--mask-threshold) to binarise it"
+    )
+
+
+def vanished_mask_warning(t: int, mask: np.ndarray, size: int) -> str:
+    """The warning for a source mask whose object disappears when resized to the model's input."""
+    return (
+        f"frame {t}: the source mask ({int(mask.sum())} pixels) vanishes at the model's {size}×{size} input, "
+        "so this frame's memory holds no object"
+    )
 
 
 def check_step(
@@ -101,8 +130,12 @@ class FrameClock:
     """Frame index of a take; refuses to run past a declared length."""
 
     def __init__(self, num_frames: int | None = None) -> None:
-        if num_frames is not None and num_frames < 1:
-            raise ValueError(f"a take needs at least one frame, got num_frames={num_frames}")
+        if num_frames is not None and (
+            not isinstance(num_frames, numbers.Integral) or isinstance(num_frames, bool) or num_frames < 1
+        ):
+            raise ValueError(
+                f"a take needs at least one frame: num_frames must be a whole number of frames ≥ 1 (or None), got {num_frames!r}"
+            )
         self.num_frames, self.index = num_frames, 0
 
     def advance(self) -> int:
@@ -146,8 +179,12 @@ def encode_source_mask(mask01: Tensor, mode: str) -> Tensor:
     return mask01 if mode == "research" else mask01 * 20.0 - 10.0
 
 
-def mask_to_input(mask: np.ndarray, size: int) -> Tensor:
-    """Binary H×W mask -> [1, 1, S, S] float 0/1 (antialiased bilinear resize, then >= 0.5)."""
+def mask_to_input(mask: np.ndarray, size: int, t: int = 0) -> Tensor:
+    """Binary H×W mask -> [1, 1, S, S] float 0/1 (antialiased bilinear resize, then >= 0.5); warns if the
+    object vanishes at that size."""
     m = torch.from_numpy(mask.astype(np.float32))[None, None]
     m = F.interpolate(m, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
-    return (m >= 0.5).float()
+    m = (m >= 0.5).float()
+    if mask.any() and not m.any():
+        warnings.warn(vanished_mask_warning(t, mask, size), stacklevel=3)
+    return m

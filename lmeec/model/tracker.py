@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from lmeec.model.checkpoint import load_into
+from lmeec.model.checkpoint import is_random, load_into, random_weights_warning, weights_provenance
 from lmeec.model.config import Compression, Preset, SourceMask, get_preset
 from lmeec.model.memory import TakeMemory, temporal_indices
 from lmeec.model.network import LMEEC, FrameFeatures, build_model
@@ -75,8 +76,10 @@ class Correspondence:
         self.preset = preset
         self.device = torch.device(device)
         self.model: LMEEC = build_model(preset, seed=seed, device=self.device)
-        if checkpoint is not None:
-            load_into(self.model, checkpoint)
+        ckpt = load_into(self.model, checkpoint) if checkpoint is not None else None
+        self.weights = weights_provenance(ckpt, seed)  # random + seed, or file + sha256
+        if is_random(self.weights):
+            warnings.warn(random_weights_warning(self.weights), stacklevel=2)
         self.reset()
 
     def reset(self, num_frames: int | None = None, num_objects: int = 1) -> None:
@@ -84,8 +87,8 @@ class Correspondence:
         objects each step carries masks for (each gets its own memory)."""
         if num_objects < 1:
             raise ValueError(f"num_objects must be at least 1, got {num_objects}")
-        self.memories = [TakeMemory(self.preset.memory, num_frames) for _ in range(num_objects)]
         self.clock = FrameClock(num_frames)
+        self.memories = [TakeMemory(self.preset.memory, num_frames) for _ in range(num_objects)]
 
     @property
     def num_objects(self) -> int:
@@ -133,7 +136,7 @@ class Correspondence:
         src, tgt = frames.select(0), frames.select(1)
 
         positive = torch.ones(1, 1, device=self.device)  # the source mask is taken as present
-        mask_in = encode_source_mask(mask_to_input(mask, size).to(self.device), self.preset.source_mask)
+        mask_in = encode_source_mask(mask_to_input(mask, size, t).to(self.device), self.preset.source_mask)
         src_mem, mem_pos = model.encode_memory(src.feats, mask_in, positive)
         f_view = model.attend(tgt.feats, tgt.pos, _tokens(src_mem), _tokens(mem_pos))
 

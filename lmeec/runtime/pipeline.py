@@ -15,13 +15,21 @@ object skipped at t (empty mask) keeps its state untouched while the others adva
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 
 import numpy as np
 import torch
 
-from lmeec.model.preprocess import IMAGENET_MEAN, IMAGENET_STD, FrameClock, check_step_objects, resize_rgb8
+from lmeec.model.preprocess import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    FrameClock,
+    check_step_objects,
+    resize_rgb8,
+    vanished_mask_warning,
+)
 from lmeec.model.stages import graph_name, object_profiles
 from lmeec.model.tracker import VISIBLE_AREA, StepResult
 from lmeec.runtime.backend import Backend
@@ -116,7 +124,7 @@ class Pipeline:
         self.low_res = torch.empty(k, 1, p.low_res, p.low_res, **f)
         self.logits = torch.empty(k, 1, s, s, **f)
         self.iou = torch.empty(k, 1, **f)
-        self.score = torch.empty(k, 1, **f)
+        self.object_score = torch.empty(k, 1, **f)  # own buffer: TensorRT needs 256-byte aligned outputs
         self.pointer = torch.empty(k, c, **f)
         self.rings = ObjectRings(p, dev, k)
         self.profile = k
@@ -158,7 +166,7 @@ class Pipeline:
             "low_res_logits": self.low_res,
             "logits": self.logits,
             "iou": self.iou,
-            "object_score": self.score,
+            "object_score": self.object_score,
             "pointer": self.pointer,
         }
         high_res = {"feat_s0": self.feat_s0[1:2], "feat_s1": self.feat_s1[1:2]}
@@ -171,9 +179,9 @@ class Pipeline:
         profile = object_profile(self.backend, num_objects)
         if profile != self.profile:
             self._allocate(profile)
+        self.clock = FrameClock(num_frames)  # first: it refuses a num_frames that is not a whole number
         self.num_objects = num_objects
         self.rings.reset(num_frames)
-        self.clock = FrameClock(num_frames)
 
     @property
     def ring(self) -> BankRing:
@@ -239,7 +247,7 @@ class Pipeline:
             for k in active:
                 rings[k].pointer_slot(t).copy_(self.pointer[k])
                 self.enc_masks[n + k].copy_(self.logits[k])  # read by the next memory-encoder batch
-                self.enc_scores[n + k].copy_(self.score[k])
+                self.enc_scores[n + k].copy_(self.object_score[k])
                 self.enc_feats[n + k].copy_(self.feats[1])
         with sec("postprocess"):
             return {k: self._outputs(t, k, (rings[k].count, rings[k].count), t_diffs[k]) for k in active}
@@ -264,6 +272,8 @@ class Pipeline:
                 sizes.mask_host, [s, s], False, None, None, out=self._mask_model
             )
             self.enc_masks[k].copy_(self._mask_model[0].ge_(0.5), non_blocking=False)
+            if not self._mask_model.any():
+                warnings.warn(vanished_mask_warning(self.clock.index - 1, mask, s), stacklevel=3)
             if self.preset.source_mask == "sam2":
                 self.enc_masks[k].mul_(20.0).sub_(10.0)
 
@@ -276,7 +286,7 @@ class Pipeline:
         sizes.native_host.copy_(sizes.native_mask[0, 0])
         self._out_host[0].copy_(self.logits[k, 0])
         self._low_host.copy_(self.low_res[k, 0])
-        self._scalars_host[0:1].copy_(self.score[k])
+        self._scalars_host[0:1].copy_(self.object_score[k])
         self._scalars_host[1:2].copy_(self.iou[k])
         self.backend.synchronize()
         logits = self._out_host[0].numpy().copy()

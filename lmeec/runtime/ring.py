@@ -193,7 +193,9 @@ class BankRing:
         t_diff = t - self.pointer_frames
         reach = (t_diff >= 1) & (t_diff <= self.t_diff_max)
         host[n_slots : n_slots + len(t_diff)] = np.where(
-            reach, t_diff.astype(np.float32) / np.float32(self.t_diff_max), 0.0
+            reach,
+            t_diff.astype(np.float32) / np.float32(max(self.t_diff_max, 1)),
+            0.0,  # 0 on a 1-frame take
         )
         host[n_slots + len(t_diff) :] = reach
         self.slot_valid.copy_(self._host[:n_slots], non_blocking=True)

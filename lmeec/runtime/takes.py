@@ -1,14 +1,28 @@
-"""Frame sources for `lmeec run`: folders of images or video files, read lazily one frame at a time, and the
-source masks of one or several objects."""
+"""One take's input for `lmeec run`: two frame sources (image folders or video files) paired by frame
+name, and the source masks matched to the frames by name.
+
+Frame names: an image's file stem (`00042.jpg` -> `00042`), or a video frame's index (`000000`, `000001`, …).
+Numeric names compare by value, so `7.jpg` in one view pairs with `0007.png` in the other.
+A mask belongs to a frame when its stem equals the frame's name or, for numeric names, the same number
+(`7.png`, `0007.png` and `000007.png` all match frame 7). Masks may be PNG, JPEG or BMP, grey, RGB,
+palette or with the object in the alpha channel; values follow `binary_mask` (0/1, 0/255 or a threshold).
+
+Several objects: index PNGs (palette indices, or grey levels with two or more object ids other than 255;
+each non-zero value is one object), or one subfolder of masks per object (its name is the object's id).
+"""
 
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from lmeec.model.preprocess import binary_mask
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm")
@@ -16,6 +30,21 @@ VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm")
 
 def _natural_key(path: Path) -> list:
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path.stem)]
+
+
+def _frame_key(name: str) -> str:
+    """Numeric names compare by value (`0007` is frame 7); others by the exact stem."""
+    return str(int(name)) if name.isdigit() else name
+
+
+def read_image(path: Path) -> Image.Image:
+    """Open and fully decode an image, naming the file when it is truncated or not an image."""
+    try:
+        with Image.open(path) as image:
+            image.load()
+            return image
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ValueError(f"{path}: cannot read this image ({exc})") from exc
 
 
 class FrameSource:
@@ -30,6 +59,10 @@ class FrameSource:
             if not self.files:
                 raise ValueError(f"{what} folder {self.path} holds no {'/'.join(IMAGE_SUFFIXES)} images")
             self.names = [p.stem for p in self.files]
+            keys = [_frame_key(n) for n in self.names]
+            if len(set(keys)) != len(keys):
+                dup = next(n for n, k in zip(self.names, keys, strict=True) if keys.count(k) > 1)
+                raise ValueError(f"{what} folder {self.path} holds two images for frame {dup!r}")
         elif self.path.is_file() and self.path.suffix.lower() in VIDEO_SUFFIXES:
             self.files = []
             capture = _open_video(self.path)
@@ -44,21 +77,27 @@ class FrameSource:
     def __len__(self) -> int:
         return len(self.names)
 
-    def __iter__(self) -> Iterator[np.ndarray]:
+    def frames(self, keep: set[str] | None = None) -> Iterator[tuple[str, np.ndarray]]:
+        """(name, RGB frame) in order, only the frames whose name keys (`_frame_key`) are in `keep`."""
         if self.files:
-            for path in self.files:
-                with Image.open(path) as image:
-                    yield np.asarray(image.convert("RGB"))
+            for name, path in zip(self.names, self.files, strict=True):
+                if keep is None or _frame_key(name) in keep:
+                    yield name, np.asarray(read_image(path).convert("RGB"))
             return
         capture = _open_video(self.path)
         try:
-            for i in range(len(self.names)):
+            for name in self.names:
                 ok, bgr = capture.read()
                 if not ok:
-                    raise ValueError(f"{self.what} video {self.path}: could not read frame {i}")
-                yield np.ascontiguousarray(bgr[..., ::-1])
+                    raise ValueError(f"{self.what} video {self.path}: could not read frame {name}")
+                if keep is None or _frame_key(name) in keep:
+                    yield name, np.ascontiguousarray(bgr[..., ::-1])
         finally:
             capture.release()
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        for _, frame in self.frames():
+            yield frame
 
 
 def _open_video(path: Path):
@@ -72,43 +111,91 @@ def _open_video(path: Path):
     return capture
 
 
-def read_mask(folder: Path, name: str, shape: tuple[int, int]) -> np.ndarray | None:
-    """The source mask for frame `name` (any non-zero pixel is foreground); None if there is no file."""
-    path = _mask_file(folder, name)
-    if path is None:
-        return None
-    with Image.open(path) as image:
-        mask = np.asarray(image.convert("L")) > 0
-    _check_shape(path, mask.shape, shape)
-    return mask
+@dataclass
+class TakeInput:
+    """The frames both views hold (in source order), and each frame's source-mask file where there is one."""
+
+    source: FrameSource
+    target: FrameSource
+    names: list[str]
+    masks: ObjectMasks
+
+    def pairs(self) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
+        """(name, source frame, target frame) for every paired frame name."""
+        keep = {_frame_key(n) for n in self.names}
+        for (a, src), (b, tgt) in zip(self.source.frames(keep), self.target.frames(keep), strict=True):
+            if _frame_key(a) != _frame_key(b):
+                raise ValueError(
+                    f"frame order differs between the views ({a!r} in {self.source.path}, {b!r} in "
+                    f"{self.target.path}): name the frames so that they sort the same way"
+                )
+            yield a, src, tgt
+
+
+def open_take(
+    source: Path | str,
+    masks: Path | str,
+    target: Path | str,
+    skip_unpaired: bool = False,
+    threshold: float | None = None,
+) -> TakeInput:
+    """Pair the views by frame name and match the masks; refuses frames in one view only (unless
+    `skip_unpaired`, then warns) and a mask folder matching no frame, warns when some frames lack a mask."""
+    src, tgt = FrameSource(source, "source"), FrameSource(target, "target")
+    masks = Path(masks)
+    if not masks.is_dir():
+        raise FileNotFoundError(f"source mask folder {masks} does not exist")
+    target_keys = {_frame_key(n): n for n in tgt.names}
+    source_keys = {_frame_key(n) for n in src.names}
+    only_source = [n for n in src.names if _frame_key(n) not in target_keys]
+    only_target = [n for n in tgt.names if _frame_key(n) not in source_keys]
+    if only_source or only_target:
+        parts = [
+            f"{len(names)} only in the {view} ({', '.join(names[:3])}{', …' if len(names) > 3 else ''})"
+            for view, names in (("source", only_source), ("target", only_target))
+            if names
+        ]
+        message = f"frames are paired by name and {'; '.join(parts)}"
+        if not skip_unpaired:
+            raise ValueError(f"{message}: pass --skip-unpaired to run the others")
+        warnings.warn(f"{message}: skipped", stacklevel=2)
+    names = [n for n in src.names if _frame_key(n) in target_keys]
+    if not names:
+        raise ValueError(f"no frame name appears in both {src.path} and {tgt.path}")
+    objects = ObjectMasks(masks, names, threshold)
+    found = {n for files in objects.files for n in files}
+    if not found:
+        example = names[0]
+        raise ValueError(
+            f"no mask in {masks} matched any of the {len(names)} frames (a frame {example!r} needs a mask "
+            f"named {example}.png, .jpg or, for numbered frames, with or without leading zeros)"
+        )
+    if len(found) < len(names):
+        warnings.warn(
+            f"{len(found)} of {len(names)} frames have a source mask in {masks}; the others are skipped",
+            stacklevel=2,
+        )
+    return TakeInput(src, tgt, names, objects)
 
 
 class ObjectMasks:
-    """Source masks of a take's objects, one of three layouts in one folder: binary PNGs (one object, any
-    non-zero pixel), index or palette PNGs (each non-zero value is one object's id), or one subfolder of
-    binary PNGs per object (the subfolder's name is the object's id). Files are named like the frames."""
+    """The source masks of a take's objects, matched to its frames: binary masks (one object), index PNGs
+    (each non-zero value one object) or one subfolder per object (binary masks; the subfolder names it)."""
 
-    def __init__(self, folder: Path | str) -> None:
-        self.folder = Path(folder)
-        if not self.folder.is_dir():
-            raise FileNotFoundError(f"source mask folder {self.folder} does not exist")
-        subfolders = sorted(p for p in self.folder.iterdir() if p.is_dir())
-        pngs = [p for p in self.folder.iterdir() if p.suffix.lower() == ".png"]
-        self.values: list[int] = []  # index layout: the pixel value of each object
-        if subfolders and not pngs:
+    def __init__(self, folder: Path, names: list[str], threshold: float | None = None) -> None:
+        self.folder, self.threshold = folder, threshold
+        subfolders = sorted(p for p in folder.iterdir() if p.is_dir())
+        self.values: list[int] = []  # index layout: each object's pixel value
+        if subfolders and not any(p.suffix.lower() in IMAGE_SUFFIXES for p in folder.iterdir()):
             self.layout, self.ids = "folders", [p.name for p in subfolders]
+            self.files = [_mask_files(p, names) for p in subfolders]
             return
-        found, palette = set(), False
-        for path in pngs:
-            with Image.open(path) as image:
-                palette |= image.mode == "P"
-                found |= set(np.unique(_index_array(image)).tolist())
-        found.discard(0)
-        if not palette and (found <= {1} or found <= {255}):
-            self.layout, self.ids = "binary", ["0"]
+        self.files = [_mask_files(folder, names)]
+        values = set() if threshold is not None else _index_values(self.files[0].values())
+        if values:
+            self.layout, self.values, self.ids = "index", sorted(values), [str(v) for v in sorted(values)]
         else:
-            self.layout, self.values = "index", sorted(found)
-            self.ids = [str(v) for v in self.values]
+            self.layout, self.ids = "binary", ["0"]
 
     @property
     def single(self) -> bool:
@@ -118,28 +205,70 @@ class ObjectMasks:
     def read(self, name: str, shape: tuple[int, int]) -> list[np.ndarray | None]:
         """Each object's mask for frame `name` (None where there is no file)."""
         if self.layout == "folders":
-            return [read_mask(self.folder / obj, name, shape) for obj in self.ids]
-        if self.layout == "binary":
-            return [read_mask(self.folder, name, shape)]
-        path = _mask_file(self.folder, name)
+            return [
+                read_mask(files[name], shape, self.threshold) if name in files else None
+                for files in self.files
+            ]
+        path = self.files[0].get(name)
         if path is None:
             return [None] * len(self.ids)
-        with Image.open(path) as image:
-            index = _index_array(image)
+        if self.layout == "binary":
+            return [read_mask(path, shape, self.threshold)]
+        index = np.asarray(read_image(path))
         _check_shape(path, index.shape, shape)
         return [index == v for v in self.values]
 
 
-def _index_array(image: Image.Image) -> np.ndarray:
-    """Pixel values of an index PNG: palette indices as stored, or 8-bit grey levels."""
-    return np.asarray(image if image.mode in ("P", "L") else image.convert("L"))
+def _index_values(paths) -> set[int]:
+    """The object ids of index PNGs: non-zero palette indices (unless only 1), or grey levels when there are
+    two or more and none is 255 (binary and antialiased masks keep the binary rule); empty: not index PNGs."""
+    palette, found = False, set()
+    for path in paths:
+        if path.suffix.lower() != ".png":
+            return set()
+        image = read_image(path)
+        if image.mode not in ("P", "L"):
+            return set()
+        palette |= image.mode == "P"
+        found |= set(np.unique(np.asarray(image)).tolist())
+    found.discard(0)
+    if palette:
+        return found if not found <= {1} else set()
+    return found if len(found) >= 2 and 255 not in found else set()
 
 
-def _mask_file(folder: Path, name: str) -> Path | None:
-    for suffix in (".png", ".PNG"):
-        if (path := folder / f"{name}{suffix}").is_file():
-            return path
-    return None
+def _mask_files(folder: Path, names: list[str]) -> dict[str, Path]:
+    """Frame name -> its mask file, refusing two files for one frame."""
+    by_key: dict[str, Path] = {}
+    for path in sorted(folder.iterdir()):
+        if path.suffix.lower() not in IMAGE_SUFFIXES or not path.is_file():
+            continue
+        key = _frame_key(path.stem)
+        if key in by_key:
+            raise ValueError(
+                f"two masks for frame {path.stem!r} in {folder}: {by_key[key].name} and {path.name}"
+            )
+        by_key[key] = path
+    return {n: by_key[_frame_key(n)] for n in names if _frame_key(n) in by_key}
+
+
+def read_mask(path: Path, shape: tuple[int, int], threshold: float | None = None) -> np.ndarray:
+    """A source mask file as bool H×W: palette indices, the alpha channel where it holds the object, or the
+    grey/RGB values (brightest channel), under the one mask rule (`binary_mask`)."""
+    image = read_image(path)
+    if image.mode == "P":
+        values = np.asarray(image)
+    elif "A" in image.getbands() and np.asarray(image.getchannel("A")).min() < 255:
+        values = np.asarray(image.getchannel("A"))
+    elif image.mode in ("RGB", "RGBA", "CMYK", "YCbCr"):
+        values = np.asarray(image.convert("RGB")).max(axis=2)
+    elif image.mode == "1":
+        values = np.asarray(image).astype(bool)
+    else:
+        values = np.asarray(image.convert("L") if image.mode == "LA" else image)
+    mask = binary_mask(values, f"mask {path}", threshold)
+    _check_shape(path, mask.shape, shape)
+    return mask
 
 
 def _check_shape(path: Path, got: tuple[int, ...], shape: tuple[int, int]) -> None:

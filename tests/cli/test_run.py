@@ -50,27 +50,68 @@ def test_run_one_take_writes_masks_and_rle(test_engines, tmp_path, capsys):
     assert "already exists" in capsys.readouterr().err
 
 
-def test_run_benchmark_split_then_eval(test_engines, tmp_path):
-    from lmeec.eval.synth import SynthConfig, synthesize
+def _sparse_split(root):
+    """A synthetic split whose cameras list different annotated frames, trimmed to stay fast; in the second
+    take the exo camera holds no mask for any object (its evaluation shape comes from the rule)."""
+    from lmeec.eval.synth import EXO_CAM, SynthConfig, synthesize
 
-    relations = synthesize(tmp_path / "synth", SynthConfig(takes=1, frames=4, scale=0.25, seed=1))
+    relations = synthesize(root, SynthConfig(takes=2, frames=4, scale=0.125, seed=1, unannotated=0.25))
+    doc = json.loads(relations.read_text())
+    first, second = doc["annotations"].values()
+    first["object_masks"].pop("green bottle_0")
+    second["object_masks"] = {"blue box_0": second["object_masks"]["blue box_0"]}
+    second["object_masks"]["blue box_0"][EXO_CAM]["annotation"] = {}
+    relations.write_text(json.dumps(doc))
+    return relations
+
+
+def test_run_split_predicts_every_query_mask_frame(test_engines, tmp_path, capsys):
+    from lmeec.eval.annotations import read_relations
+    from lmeec.eval.rle import decode_rle, resize_nearest
+    from lmeec.runtime.pipeline import Pipeline
+
+    relations = _sparse_split(tmp_path / "synth")
     out = tmp_path / "pred"
-    args = [
-        "run",
-        "--engines",
-        str(test_engines),
-        "--annotations",
-        str(relations),
-        "--out",
-        str(out),
-        "--no-png",
+    args = ["run", "--engines", str(test_engines), "--annotations", str(relations), "--out", str(out)]
+    assert main(args) == 0
+    predictions = out / "predictions.json"
+    doc = json.loads(predictions.read_text())
+    ann = read_relations(relations, frames_root=relations.parent)
+    units = [u for d in ("ego-exo", "exo-ego") for u in ann.units(d)]
+    assert any(set(u.required_frames) - set(u.counted_frames) for u in units)  # unscored query-mask frames
+    for u in units:  # exactly the query-mask frames, scored or not, at the target's evaluation shape
+        frames = doc[u.direction]["results"][u.take]["masks"][u.obj][f"{u.query_cam}_{u.target_cam}"]
+        assert sorted(int(f) for f in frames) == u.required_frames
+        assert all(item["pred_mask"]["size"] == list(u.target_eval_shape) for item in frames.values())
+        pngs = sorted(
+            int(p.stem)
+            for p in (out / "masks" / u.take / f"{u.query_cam}_{u.target_cam}" / u.obj).glob("*.png")
+        )
+        assert pngs == u.required_frames
+    second = list(ann.takes)[1]
+    box = doc["ego-exo"]["results"][second]["masks"]["blue box_0"]["aria01_214-1_cam01"]
+    assert box and all(item["pred_mask"]["size"] == [270, 480] for item in box.values())  # shape by rule
+    assert doc["exo-ego"]["results"][second]["masks"]["blue box_0"] == {"cam01_aria01_214-1": {}}
+    # contents: the file holds what the pipeline gives when it walks every frame of the unit in order
+    unit = next(u for u in units if set(u.required_frames) - set(u.counted_frames))
+    pipeline = Pipeline(open_backend("ort", engines=test_engines))
+    walk = list(unit.frames(all_frames=True))
+    pipeline.reset(num_frames=len(walk))
+    frames = doc[unit.direction]["results"][unit.take]["masks"][unit.obj][
+        f"{unit.query_cam}_{unit.target_cam}"
     ]
-    assert main([*args, "--direction", "ego-exo"]) == 0
-    doc = json.loads((out / "predictions.json").read_text())
-    assert set(doc) == {"ego-exo"}
-    assert (
-        main(["eval", "--annotations", str(relations), "--predictions", str(out / "predictions.json")]) == 0
-    )
+    for fr in walk:
+        result = pipeline.step(fr.source_rgb, fr.source_mask, fr.target_rgb)
+        if fr.source_mask is not None:
+            item = frames[str(fr.frame)]
+            expected = resize_nearest(result.mask, unit.target_eval_shape)
+            assert np.array_equal(decode_rle(item["pred_mask"], "p"), expected)
+            assert item["confidence"] == float(result.visible)
+    capsys.readouterr()
+    check = ["eval", "--annotations", str(relations), "--predictions", str(predictions)]
+    assert main([*check, "--validate"]) == 0
+    assert capsys.readouterr().out.startswith(f"valid: {predictions}: 2 takes, 3 objects; 6 camera pairs")
+    assert main(check) == 0
 
 
 def test_manifest_for_another_preset_is_refused(test_engines, tmp_path, capsys):
@@ -191,7 +232,7 @@ def test_run_one_take_with_several_objects(test_engines, tmp_path):
 def test_object_passes_group_by_frames_and_cap_at_max_objects():
     from types import SimpleNamespace
 
-    from lmeec.cli.run import _object_passes
+    from lmeec.cli.split import object_passes
 
     def unit(obj, frames, take="t1"):
         numbers = list(frames)
@@ -206,5 +247,5 @@ def test_object_passes_group_by_frames_and_cap_at_max_objects():
         unit("d", [0, 30]),
         unit("e", [0, 30], "t2"),
     ]
-    passes = _object_passes(units, max_objects=2)
+    passes = object_passes(units, max_objects=2)
     assert [[u.obj for u in p] for p in passes] == [["a", "b"], ["d"], ["c"], ["e"]]

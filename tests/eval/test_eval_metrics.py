@@ -80,14 +80,37 @@ def test_shifted_gt_location_error(shape, dx, dy):
     assert LE_DIAGONAL == math.sqrt(2 * 480**2)
 
 
+def runs_per_line(mask: np.ndarray) -> set[int]:
+    """How many foreground runs the rows and columns of a mask hold (1 for a convex mask)."""
+    lines = [*mask, *mask.T]
+    return {
+        int(np.count_nonzero(np.diff(line.astype(np.int8)) == 1) + line[0]) for line in lines if line.any()
+    }
+
+
 @pytest.mark.parametrize("shape,radius", [(EGO, 6), (EXO, 5)])
 def test_dilated_gt_contour_accuracy(shape, radius):
+    """The spec's known answer holds for convex masks: the blob is an ellipse's pixels."""
     assert contour_radius(shape) == radius
     gt = blob(shape, 80, 100, 70, 150)
+    assert runs_per_line(gt) == {1}
     for r in range(1, radius + 1):
         assert contour_accuracy(gt, dilate(gt, r)) == 1.0
     assert contour_accuracy(gt, dilate(gt, radius + 2)) < 1.0  # beyond the tolerance it must drop
     assert iou(gt, dilate(gt, radius)) < 1.0
+
+
+@pytest.mark.parametrize("shape,radius", [(EGO, 6), (EXO, 5)])
+def test_dilation_known_answer_fails_for_holes_and_concavities(shape, radius):
+    """Not for masks with holes or concavities (spec): dilation fills them, so their boundary goes unmatched."""
+    convex = blob(shape, 80, 100, 70, 150)
+    ring = convex & ~blob(shape, 105, 165, 20, 20)  # a hole wider than the tolerance is deep
+    notch = convex.copy()
+    notch[80:125, 173:177] = False  # a 4 px slot, 45 px deep: closed by any r >= 2
+    for gt in (ring, notch):
+        assert runs_per_line(gt) != {1}
+        assert 0.0 < contour_accuracy(gt, dilate(gt, radius)) < 1.0
+    assert contour_accuracy(convex, dilate(convex, radius)) == 1.0
 
 
 def test_dilate_matches_opencv_with_skimage_disk():

@@ -14,6 +14,7 @@ import torch
 
 from lmeec.model.config import get_preset
 from lmeec.model.memory import TakeMemory, temporal_indices
+from lmeec.runtime.alloc import AllocationCounter
 from lmeec.runtime.ring import BankRing
 
 FRAMES = 12
@@ -33,12 +34,12 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-def _memories(preset, seed: int) -> dict[int, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+def _memories(preset, frames: int, seed: int) -> dict[int, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
     g = torch.Generator().manual_seed(seed)
     shape = (preset.tokens, preset.mem_dim)
     return {
         t: (torch.randn(*shape, generator=g), torch.randn(*shape, generator=g), torch.randn(256, generator=g))
-        for t in range(FRAMES)
+        for t in range(frames)
     }
 
 
@@ -64,30 +65,73 @@ def _check_frame(ring: BankRing, view, t: int, t_diffs: tuple[int, ...]) -> None
     assert ring.pointer_valid[others].eq(0).all()
 
 
+def _compare(ring: BankRing, preset, mems: dict, skipped: set[int], frames: int) -> list[int]:
+    """Run one take through both; return the indices of processed frames that ended warm-up (the 7th)."""
+    reference = TakeMemory(preset.memory, frames)
+    ring.reset(frames)
+    seventh = []
+    for t in range(frames):
+        if t in skipped:
+            continue
+        source, target, pointer = mems[t]
+        warm = reference.warming_up
+        assert ring.warming_up == warm
+        view = reference.view(t)
+        if ring.pending is not None:
+            ring.incoming(1).copy_(mems[ring.pending][1])
+        ring.update(t)
+        ring.incoming(0).copy_(source)
+        t_diffs = ring.prepare(t)
+        _check_frame(ring, view, t, t_diffs)
+        ring.pointer_slot(t).copy_(pointer)
+        reference.store(t, source, target, pointer)
+        if warm and not reference.warming_up:
+            seventh.append(t)
+    return seventh
+
+
 @pytest.mark.parametrize("compression", ["drop", "mean"])
 def test_every_skip_pattern_ring_equals_reference(compression, one_thread):
     preset = get_preset("test").with_compression(compression)
     ring = BankRing(preset, torch.device("cpu"))
-    mems = _memories(preset, seed=1)
+    mems = _memories(preset, FRAMES, seed=1)
     seventh = set()  # index of the 7th processed frame, the last warm-up one
     for skipped in PATTERNS:
-        reference = TakeMemory(preset.memory, FRAMES)
-        ring.reset(FRAMES)
-        for t in range(FRAMES):
-            if t in skipped:
-                continue
-            source, target, pointer = mems[t]
-            warm = reference.warming_up
-            assert ring.warming_up == warm
-            view = reference.view(t)
+        seventh.update(_compare(ring, preset, mems, skipped, FRAMES))
+    assert seventh == {6, 7, 8, 9}  # 0, 1, 2 or 3 skips before warm-up ended
+
+
+LONG_GAPS = [
+    set(range(2, 10)),  # warm-up evicts frames 0, 1 (empty banks at t = 10) and lasts to index 14
+    set(range(6, 21)),  # t = 21: warm-up with empty banks; t = 22: steady state from empty banks
+    {1, 3, 5, 7, 9, 11, 13},  # every other frame: warm-up to index 12, frames evicted as they age
+    set(range(1, 7)) | {10, 11},  # warm-up evicts frame 0 at t = 7, a steady-state gap later
+]
+
+
+def test_long_gaps_ring_equals_reference(one_thread):
+    preset = get_preset("test")
+    ring = BankRing(preset, torch.device("cpu"))
+    mems = _memories(preset, 30, seed=2)
+    assert [_compare(ring, preset, mems, skipped, 30) for skipped in LONG_GAPS] == [[14], [21], [12], [14]]
+
+
+def test_bank_updates_allocate_no_tensors_in_warm_up_evictions_and_steady_state(one_thread):
+    """Eviction during a long warm-up, compression and gaps all work in the preallocated slots."""
+    preset = get_preset("test")
+    ring = BankRing(preset, torch.device("cpu"))
+    mems = _memories(preset, 30, seed=3)
+    ring.reset(30)
+    counts = []
+    counter = AllocationCounter()
+    with counter:
+        for t in sorted(set(range(30)) - (set(range(2, 10)) | {20, 21})):
             if ring.pending is not None:
                 ring.incoming(1).copy_(mems[ring.pending][1])
             ring.update(t)
-            ring.incoming(0).copy_(source)
-            t_diffs = ring.prepare(t)
-            _check_frame(ring, view, t, t_diffs)
-            ring.pointer_slot(t).copy_(pointer)
-            reference.store(t, source, target, pointer)
-            if warm and not reference.warming_up:
-                seventh.add(t)
-    assert seventh == {6, 7, 8, 9}  # 0, 1, 2 or 3 skips before warm-up ended
+            ring.incoming(0).copy_(mems[t][0])
+            ring.prepare(t)
+            ring.pointer_slot(t).copy_(mems[t][2])
+            counts.append(ring.count)
+    assert counter.fresh == []
+    assert counts[:4] == [0, 1, 0, 1]  # frames 0, 1, 10, 11: both early frames evicted at t = 10

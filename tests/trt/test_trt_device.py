@@ -63,6 +63,41 @@ def test_provider_options_and_cpu_refusal(tmp_path):
         cuda_provider_options(0, "fastest")
 
 
+def test_ort_gpu_providers_run_on_a_real_stream_with_cuda_behind_tensorrt():
+    from lmeec.runtime.backends.ort import provider_list
+
+    got = provider_list(["tensorrt"], 1, 1234, {"tensorrt": {"trt_fp16_enable": True}})
+    assert [p for p, _ in got] == [
+        "TensorrtExecutionProvider",
+        "CUDAExecutionProvider",
+        "CPUExecutionProvider",
+    ]
+    trt_opts, cuda_opts, cpu_opts = (o for _, o in got)
+    assert trt_opts["user_compute_stream"] == cuda_opts["user_compute_stream"] == "1234"
+    assert trt_opts["device_id"] == cuda_opts["device_id"] == 1 and trt_opts["trt_fp16_enable"] is True
+    assert cpu_opts == {}
+    assert provider_list(["cpu"], 0, None) == [("CPUExecutionProvider", {})]
+    assert [p for p, _ in provider_list(["cuda", "tensorrt"], 0, 7)][:2] == [
+        "CUDAExecutionProvider",
+        "TensorrtExecutionProvider",
+    ]  # an explicit order is kept
+
+
+@pytest.mark.cuda
+@needs_cuda
+def test_ort_backend_stream_is_not_the_default_stream(test_engines):
+    ort = pytest.importorskip("onnxruntime")
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        pytest.skip("needs onnxruntime-gpu (CUDAExecutionProvider absent)")
+    from lmeec.runtime.backends.ort import OrtBackend
+
+    backend = OrtBackend(test_engines, device=torch.device("cuda"))
+    handle = backend.stream.cuda_stream
+    assert handle != 0 and dict(backend.providers)["CUDAExecutionProvider"]["user_compute_stream"] == str(
+        handle
+    )
+
+
 def test_ort_gpu_providers_need_a_cuda_device(fake_export):
     from lmeec.runtime.backends.ort import OrtBackend
 

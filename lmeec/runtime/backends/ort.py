@@ -1,4 +1,10 @@
-"""The `ort` backend: ONNX Runtime sessions bound to torch buffers by data pointer (IOBinding, no copies)."""
+"""The `ort` backend: ONNX Runtime sessions bound to torch buffers by data pointer (IOBinding, no copies).
+
+On CUDA the sessions run on a stream of the backend's own (passed to the CUDA and TensorRT providers as
+`user_compute_stream`; ONNX Runtime reads torch's default stream, handle 0, as "no stream"), ordered after
+and before the caller's current torch stream, so CUDA events on the caller's stream time ONNX Runtime's
+kernels. The TensorRT provider always has the CUDA provider behind it for the nodes TensorRT does not take.
+"""
 
 from __future__ import annotations
 
@@ -52,6 +58,34 @@ def cuda_provider_options(device_id: int = 0, conv_algo_search: str = "HEURISTIC
     return {"device_id": device_id, "cudnn_conv_algo_search": conv_algo_search}
 
 
+def provider_list(
+    names: list[str], device_id: int, stream: int | None, overrides: dict[str, dict] | None = None
+) -> list[tuple[str, dict]]:
+    """(provider, options) in priority order: CUDA behind TensorRT, CPU last, GPU providers on `stream`."""
+    if "tensorrt" in names and "cuda" not in names:
+        names = [*names[: names.index("tensorrt") + 1], "cuda", *names[names.index("tensorrt") + 1 :]]
+    on_stream = {} if stream is None else {"user_compute_stream": str(stream)}
+    defaults = {
+        "cuda": cuda_provider_options(device_id) | on_stream,
+        "tensorrt": tensorrt_provider_options(device_id, fp16=False) | on_stream,
+    }
+    providers = [(PROVIDERS[p], defaults.get(p, {}) | (overrides or {}).get(p, {})) for p in names]
+    if "cpu" not in names:
+        providers.append((PROVIDERS["cpu"], {}))
+    return providers
+
+
+def _session(ort, path: Path, options, providers):
+    """An ONNX Runtime session; a file it cannot load (corrupt, truncated) becomes a one-line error naming it."""
+    try:
+        return ort.InferenceSession(str(path), sess_options=options, providers=providers)
+    except Exception as exc:  # onnxruntime raises its own pybind types (Fail, InvalidProtobuf, …)
+        text = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)
+        raise ValueError(
+            f"{path}: ONNX Runtime cannot load this graph ({text[:200]}); re-export the folder"
+        ) from exc
+
+
 NUMPY = {"float32": np.float32, "float16": np.float16, "int64": np.int64}
 
 
@@ -78,6 +112,7 @@ class OrtBackend(Backend):
         check_manifest(self.folder, self.manifest, preset)
         self.preset = self.manifest.preset_config
         self.max_objects = self.manifest.max_objects
+        self.weights = self.manifest.checkpoint
         self.device = device = device or torch.device("cpu")
         names = providers or (["cuda"] if device.type == "cuda" else ["cpu"])
         unknown = [p for p in names if p not in PROVIDERS]
@@ -87,27 +122,22 @@ class OrtBackend(Backend):
             )
         if device.type != "cuda" and any(p in ("cuda", "tensorrt") for p in names):
             raise ValueError("providers cuda/tensorrt bind CUDA buffers: pass a CUDA device (--device cuda)")
-        available = ort.get_available_providers()
-        missing = [PROVIDERS[p] for p in names if PROVIDERS[p] not in available]
-        if missing:
-            raise RuntimeError(
-                f"ONNX Runtime here lacks {', '.join(missing)} (available: {', '.join(available)}); "
-                "install onnxruntime-gpu (the [ort-gpu] extra) for cuda/tensorrt"
-            )
         unknown_opts = sorted(set(provider_options or {}) - set(names))
         if unknown_opts:
             raise ValueError(
                 f"provider options for {unknown_opts}, which are not among the providers {names}"
             )
-        index = device.index or 0
-        defaults = {
-            "cuda": cuda_provider_options(index),
-            "tensorrt": tensorrt_provider_options(index, fp16=False),
-        }
-        options = {p: {**defaults.get(p, {}), **(provider_options or {}).get(p, {})} for p in names}
-        self.providers = [(PROVIDERS[p], options.get(p, {})) for p in names]
-        if "CPUExecutionProvider" not in [p for p, _ in self.providers]:
-            self.providers.append(("CPUExecutionProvider", {}))
+        self.stream = torch.cuda.Stream(device) if device.type == "cuda" else None
+        self.providers = provider_list(
+            names, device.index or 0, self.stream and self.stream.cuda_stream, provider_options
+        )
+        available = ort.get_available_providers()
+        missing = [p for p, _ in self.providers if p not in available]
+        if missing:
+            raise RuntimeError(
+                f"ONNX Runtime here lacks {', '.join(missing)} (available: {', '.join(available)}); "
+                "install onnxruntime-gpu (the [ort-gpu] extra) for cuda/tensorrt"
+            )
         so = ort.SessionOptions()
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         if threads:
@@ -117,7 +147,7 @@ class OrtBackend(Backend):
             so.add_session_config_entry(f"session.{scope}.allow_spinning", "1" if spinning else "0")
         so.log_severity_level = 3  # shape-merge notes from Hiera's padded windows are expected
         self.sessions = {
-            name: ort.InferenceSession(str(self.folder / g.file), sess_options=so, providers=self.providers)
+            name: _session(ort, self.folder / g.file, so, self.providers)
             for name, g in self.manifest.graphs.items()
         }
 
@@ -140,8 +170,16 @@ class OrtBackend(Backend):
                 spec.name, device_type, device_id, NUMPY[spec.dtype], list(t.shape), t.data_ptr()
             )
 
+        stream, device = self.stream, self.device
+
         def run() -> None:
+            if stream is None:
+                session.run_with_iobinding(binding)
+                return
+            caller = torch.cuda.current_stream(device)
+            stream.wait_stream(caller)  # inputs written by torch ops on the caller's stream
             session.run_with_iobinding(binding)
+            caller.wait_stream(stream)  # outputs visible to the caller's next torch ops
 
         return run
 

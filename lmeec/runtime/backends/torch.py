@@ -8,22 +8,25 @@ import torch
 from torch import Tensor
 
 from lmeec.export.manifest import check_manifest, read_manifest
-from lmeec.model.checkpoint import load_into
+from lmeec.model.checkpoint import load_into, weights_provenance
 from lmeec.model.config import get_preset
 from lmeec.model.network import LMEEC, build_model
 from lmeec.model.stages import build_stages
 from lmeec.runtime.backend import Backend, Runner, check_bindings
 
+MAX_OBJECTS = 8  # object profiles the reference stages are built for (1, 2, 4, 8)
+
 
 class TorchBackend(Backend):
     name = "torch"
 
-    def __init__(self, model: LMEEC, max_objects: int = 8) -> None:
+    def __init__(self, model: LMEEC, max_objects: int = MAX_OBJECTS) -> None:
         self.model = model
         self.preset = model.preset
         self.device = next(model.parameters()).device
         self.max_objects = max_objects
         self.stages = build_stages(model, max_objects)
+        self.weights: dict = {"weights": "unknown (a model passed in)"}
 
     @classmethod
     def create(
@@ -44,16 +47,20 @@ class TorchBackend(Backend):
                 seed = manifest.checkpoint.get("random_seed")
                 if seed is None:
                     raise ValueError(
-                        f"{engines} holds trained weights: pass --checkpoint for the torch backend"
+                        f"{engines} was exported from checkpoint {manifest.checkpoint.get('file')}: "
+                        "pass it as --checkpoint for the torch backend"
                     )
         elif preset is None:
             raise ValueError("the torch backend needs --preset (or --engines to read it from)")
         else:
             preset_cfg = get_preset(preset)
+            if checkpoint is None and seed is None:
+                seed = 0  # random weights are seeded, so that they are reproducible and can be named
         model = build_model(preset_cfg, seed=seed, device=device)
-        if checkpoint is not None:
-            load_into(model, checkpoint)
-        return cls(model)
+        ckpt = load_into(model, checkpoint) if checkpoint is not None else None
+        backend = cls(model)
+        backend.weights = weights_provenance(ckpt, seed)
+        return backend
 
     def bind(self, graph: str, feeds: dict[str, Tensor], fetches: dict[str, Tensor]) -> Runner:
         stage = self.stages[graph]
