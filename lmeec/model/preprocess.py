@@ -186,5 +186,5 @@ def mask_to_input(mask: np.ndarray, size: int, t: int = 0) -> Tensor:
     m = F.interpolate(m, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
     m = (m >= 0.5).float()
     if mask.any() and not m.any():
-        warnings.warn(vanished_mask_warning(t, mask, size), stacklevel=3)
+        warnings.warn(vanished_mask_warning(t, mask, size), stacklevel=4)  # the caller of Correspondence.step
     return m

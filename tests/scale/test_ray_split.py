@@ -118,7 +118,9 @@ def test_a_stopped_run_continues_from_its_finished_units(split, local_ray, tmp_p
     assert "other settings (confidence)" in capsys.readouterr().err
     monkeypatch.undo()
     assert main([*args, "--ray", "--workers", "2", "--out", str(out)]) == 0
-    assert f"{3 * HALF} units in {HALF - 2} passes on 2 Ray workers, 2 passes resumed" in capsys.readouterr().out
+    assert (
+        f"{3 * HALF} units in {HALF - 2} passes on 2 Ray workers, 2 passes resumed" in capsys.readouterr().out
+    )
     _same_as_serial_for(takes[:HALF], out, serial)
     assert not journal_folder(out).exists()
 
