@@ -272,7 +272,7 @@ class Pipeline:
                 sizes.mask_host, [s, s], False, None, None, out=self._mask_model
             )
             self.enc_masks[k].copy_(self._mask_model[0].ge_(0.5), non_blocking=False)
-            if not self._mask_model.any():
+            if not self._mask_model.numpy().any():  # host buffer: numpy allocates no tensor
                 warnings.warn(vanished_mask_warning(self.clock.index - 1, mask, s), stacklevel=4)
             if self.preset.source_mask == "sam2":
                 self.enc_masks[k].mul_(20.0).sub_(10.0)
