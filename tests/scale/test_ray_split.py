@@ -109,8 +109,7 @@ def test_a_stopped_run_continues_from_its_finished_units(split, local_ray, tmp_p
             raise KeyboardInterrupt
 
     _with_on_unit(monkeypatch, stop_after_two)
-    with pytest.raises(KeyboardInterrupt):
-        main([*args, "--ray", "--workers", "2", "--out", str(out)])
+    assert main([*args, "--ray", "--workers", "2", "--out", str(out)]) == 130  # the CLI's Ctrl-C exit
     assert not out.exists()
     assert len(list(journal_folder(out).glob("*.json"))) == 1 + 2  # run.json + two passes
     # other settings cannot continue it
@@ -118,9 +117,8 @@ def test_a_stopped_run_continues_from_its_finished_units(split, local_ray, tmp_p
     assert "other settings (confidence)" in capsys.readouterr().err
     monkeypatch.undo()
     assert main([*args, "--ray", "--workers", "2", "--out", str(out)]) == 0
-    assert (
-        f"{3 * HALF} units in {HALF - 2} passes on 2 Ray workers, 2 passes resumed" in capsys.readouterr().out
-    )
+    printed = capsys.readouterr().out  # the one pass left runs on one worker
+    assert f"{3 * HALF} units in {HALF - 2} passes on 1 Ray workers, 2 passes resumed" in printed
     _same_as_serial_for(takes[:HALF], out, serial)
     assert not journal_folder(out).exists()
 
