@@ -84,7 +84,9 @@ def axis_weights(in_size: int, out_size: int, kind: Filter) -> AxisWeights:
     count = hi - lo
     taps = np.arange(ksize)
     inside = taps[None, :] < count[:, None]
-    w = np.where(inside, _filter(kind, ((taps[None, :] + lo[:, None]) - center[:, None] + 0.5) / filterscale), 0.0)
+    w = np.where(
+        inside, _filter(kind, ((taps[None, :] + lo[:, None]) - center[:, None] + 0.5) / filterscale), 0.0
+    )
     total = np.zeros(out_size)
     for j in range(ksize):  # sequential sum, as PIL's loop (a pairwise sum can round differently)
         total = total + w[:, j]
@@ -116,11 +118,19 @@ class DeviceAxis:
         weights = torch.from_numpy(axis.fixed_point() if fixed else axis.weights.astype(np.float32))
         lo = torch.from_numpy(axis.lo)
         taps = (lo.long()[:, None] + torch.arange(axis.ksize)[None, :]).clamp_(max=axis.in_size - 1)
-        return cls(axis.in_size, axis.out_size, axis.ksize, lo.to(device), weights.to(device), taps.to(device))
+        return cls(
+            axis.in_size, axis.out_size, axis.ksize, lo.to(device), weights.to(device), taps.to(device)
+        )
 
 
 def _resample_axis_torch(
-    src: Tensor, dst: Tensor, axis: DeviceAxis, dim: int, out: Out, lut: Tensor | None, on_off: tuple[float, float]
+    src: Tensor,
+    dst: Tensor,
+    axis: DeviceAxis,
+    dim: int,
+    out: Out,
+    lut: Tensor | None,
+    on_off: tuple[float, float],
 ) -> None:
     """Fallback for one pass: src and dst are [..., n, ...] views with the resampled axis at `dim`."""
     fixed = axis.weights.dtype == torch.int32
@@ -317,7 +327,9 @@ class MaskResize:
     def __call__(self, mask: Tensor, out: Tensor, on_off: tuple[float, float] = (1.0, 0.0)) -> Tensor:
         """`out` [S, S] float32 receives on/off per pixel."""
         if tuple(mask.shape) != self.hw or mask.device != self.device:
-            raise ValueError(f"mask must be {self.hw[0]}×{self.hw[1]} on {self.device}, got {tuple(mask.shape)}")
+            raise ValueError(
+                f"mask must be {self.hw[0]}×{self.hw[1]} on {self.device}, got {tuple(mask.shape)}"
+            )
         if mask.dtype == torch.bool:
             mask = mask.view(torch.uint8)
         if self.impl == "triton":

@@ -16,9 +16,11 @@ from contextlib import AbstractContextManager, nullcontext
 import numpy as np
 import torch
 
+from lmeec.kernels.triton_support import Impl
 from lmeec.model.preprocess import IMAGENET_MEAN, IMAGENET_STD, FrameClock, check_step, resize_rgb8
 from lmeec.model.tracker import VISIBLE_AREA, StepResult
 from lmeec.runtime.backend import Backend
+from lmeec.runtime.device_io import DeviceIO
 from lmeec.runtime.ring import BankRing
 
 Section = Callable[[str], AbstractContextManager]
@@ -53,8 +55,14 @@ class _SizeBuffers:
 class Pipeline:
     """Frame-by-frame LM-EEC over exported stages; same `reset`/`step` contract as `Correspondence`."""
 
-    def __init__(self, backend: Backend, section: Section = _no_timing) -> None:
+    def __init__(
+        self, backend: Backend, section: Section = _no_timing, device_io: bool = False, kernels: Impl = "auto"
+    ) -> None:
+        """device_io: upload uint8 frames and resize them on the device (lmeec.kernels: Triton on CUDA,
+        else their torch fallback) instead of PIL on the host; the results are the same."""
         self.backend, self.section = backend, section
+        self.device_io, self.kernels = device_io, kernels
+        self._io: DeviceIO | None = None
         p, dev = backend.preset, backend.device
         self.preset, self.device = p, dev
         s, g, c = p.image_size, p.grid, p.d_model
@@ -180,6 +188,20 @@ class Pipeline:
     def _preprocess(self, source: np.ndarray, mask: np.ndarray, target: np.ndarray) -> None:
         """Frames: PIL bicubic to S×S (as the reference), normalised into `images`; mask: AA-bilinear, >= 0.5."""
         s = self.preset.image_size
+        if self.device_io:
+            if self._io is None or not self._io.matches(source.shape[:2], target.shape[:2]):
+                p = self.preset
+                self._io = DeviceIO(
+                    source.shape[:2], target.shape[:2], s, p.low_res, self.device, self.kernels
+                )
+            # float frames are rounded to 8 bits, as resize_rgb8 does
+            source, target = (
+                f if f.dtype == np.uint8 else np.round(f * 255.0).astype(np.uint8) for f in (source, target)
+            )
+            self._io.upload(source, mask, target)
+            on_off = (10.0, -10.0) if self.preset.source_mask == "sam2" else (1.0, 0.0)
+            self._io.preprocess(self.images, self.enc_masks[0, 0], on_off)
+            return
         if (
             self._sizes is None
             or self._sizes.source_hw != source.shape[:2]
@@ -200,31 +222,42 @@ class Pipeline:
             self.enc_masks[0].mul_(20.0).sub_(10.0)
 
     def _outputs(self, t: int, bank_sizes: tuple[int, int], t_diffs: tuple[int, ...]) -> StepResult:
-        sizes = self._sizes
-        torch.ops.aten.upsample_bilinear2d.out(
-            self.low_res, list(sizes.target_hw), False, None, None, out=sizes.native
-        )
-        torch.gt(sizes.native, 0, out=sizes.native_mask)
-        sizes.native_host.copy_(sizes.native_mask[0, 0])
-        self._out_host[0].copy_(self.enc_masks[1, 0])
-        self._low_host.copy_(self.low_res[0, 0])
-        self._scalars_host[0:1].copy_(self.enc_scores[1])
-        self._scalars_host[1:2].copy_(self.iou[0])
-        self.backend.synchronize()
+        if self.device_io:
+            self._io.postprocess(self.low_res[0, 0])
+        else:
+            sizes = self._sizes
+            torch.ops.aten.upsample_bilinear2d.out(
+                self.low_res, list(sizes.target_hw), False, None, None, out=sizes.native
+            )
+            torch.gt(sizes.native, 0, out=sizes.native_mask)
+        native = self._download()
         logits = self._out_host[0].numpy().copy()
         mask_model = logits > 0
-        score = float(self._scalars_host[0])
+        score, iou = (float(v) for v in self._scalars_host.numpy()[:2])
         return StepResult(
             frame_index=t,
             skipped=False,
-            mask=sizes.native_host.numpy().copy(),
+            mask=native,
             mask_model=mask_model,
             logits=logits,
             low_res_logits=self._low_host.numpy().copy(),
             object_score=score,
             confidence=float(1.0 / (1.0 + np.exp(-score))),
             visible=bool(mask_model.mean() > VISIBLE_AREA),
-            iou=float(self._scalars_host[1]),
+            iou=iou,
             bank_sizes=bank_sizes,
             pointer_t_diffs=t_diffs,
         )
+
+    def _download(self) -> np.ndarray:
+        """Device -> host copies of every output, then the step's one synchronisation; the native mask."""
+        if self.device_io:
+            self._io.download()
+        else:
+            self._sizes.native_host.copy_(self._sizes.native_mask[0, 0], non_blocking=True)
+        self._out_host[0].copy_(self.enc_masks[1, 0], non_blocking=True)
+        self._low_host.copy_(self.low_res[0, 0], non_blocking=True)
+        self._scalars_host[0:1].copy_(self.enc_scores[1], non_blocking=True)
+        self._scalars_host[1:2].copy_(self.iou[0], non_blocking=True)
+        self.backend.synchronize()
+        return self._io.native_mask() if self.device_io else self._sizes.native_host.numpy().copy()

@@ -45,7 +45,9 @@ def test_torch_fallback_equals_pil_on_random_sizes():
     for _ in range(30):
         h, w, s = (int(v) for v in rng.integers(3, 160, 3))
         f = _frame(h, w, seed=s)
-        out = FrameResize((h, w), s, CPU, impl="torch").rgb8(torch.from_numpy(f), torch.empty(s, s, 3, dtype=torch.uint8))
+        out = FrameResize((h, w), s, CPU, impl="torch").rgb8(
+            torch.from_numpy(f), torch.empty(s, s, 3, dtype=torch.uint8)
+        )
         assert np.array_equal(out.numpy(), resize_rgb8(f, s)), (h, w, s)
 
 
@@ -53,7 +55,9 @@ def test_pass_order_rule_matches_pillow_on_both_sides():
     # 3840 tall x 2160 wide -> 480: height loses exactly twice the width's pixels -> horizontal first
     assert not vertical_first((3840, 2160), (480, 480))
     f = _frame(384, 216, seed=1)  # the same boundary at a tenth of the size
-    out = FrameResize((384, 216), 48, CPU, impl="torch").rgb8(torch.from_numpy(f), torch.empty(48, 48, 3, dtype=torch.uint8))
+    out = FrameResize((384, 216), 48, CPU, impl="torch").rgb8(
+        torch.from_numpy(f), torch.empty(48, 48, 3, dtype=torch.uint8)
+    )
     assert np.array_equal(out.numpy(), resize_rgb8(f, 48))
 
 
@@ -90,5 +94,7 @@ def test_mask_resize_equals_antialiased_bilinear(request, impl, h, w, s):
     m[h // 5 : h // 5 + 3, :] ^= True  # thin stripes: values near the 0.5 threshold
     out = MaskResize((h, w), s, dev, impl=impl)(torch.from_numpy(m).to(dev), torch.empty(s, s, device=dev))
     assert torch.equal(out.cpu(), mask_to_input(m, s)[0, 0])
-    sam2 = MaskResize((h, w), s, dev, impl=impl)(torch.from_numpy(m).to(dev), torch.empty(s, s, device=dev), (10.0, -10.0))
+    sam2 = MaskResize((h, w), s, dev, impl=impl)(
+        torch.from_numpy(m).to(dev), torch.empty(s, s, device=dev), (10.0, -10.0)
+    )
     assert torch.equal(sam2.cpu(), mask_to_input(m, s)[0, 0] * 20 - 10)

@@ -21,7 +21,9 @@ CPU = torch.device("cpu")
 def test_logits_to_mask_equals_bilinear_threshold(request, impl, low, h, w):
     dev = request.getfixturevalue("kdev") if impl == "triton" else CPU
     logits = torch.randn(low, low, generator=torch.Generator().manual_seed(low + h))
-    ref = (F.interpolate(logits[None, None], size=(h, w), mode="bilinear", align_corners=False)[0, 0] > 0).numpy()
+    ref = (
+        F.interpolate(logits[None, None], size=(h, w), mode="bilinear", align_corners=False)[0, 0] > 0
+    ).numpy()
     k = LogitsToMask(low, (h, w), dev, impl=impl)
     mask = k(logits.to(dev), torch.empty(h, w, dtype=torch.bool, device=dev)).cpu().numpy()
     packed = k(logits.to(dev), torch.empty(*k.out_shape(True), dtype=torch.uint8, device=dev), pack=True)
