@@ -35,6 +35,7 @@ from lmeec.bench.timers import make_timer, peak_rss_mb
 from lmeec.model.config import get_preset
 from lmeec.runtime.alloc import rss_mb
 from lmeec.runtime.pipeline import STAGE_SECTIONS, Pipeline
+from lmeec.runtime.step_options import StepOptions
 
 STEP = "step"
 OTHER = "other"  # step time outside every stage section (Python glue between sections)
@@ -62,6 +63,9 @@ class BenchConfig:
     peak_gflops: float | None = None  # device peak for the cost model (default: measured FP32 matmul rate)
     reference_ms: float | None = None  # a stated (not measured here) reference time per frame
     ort_spinning: bool = False  # ONNX Runtime thread spin-waiting (off: see OrtBackend)
+    step: StepOptions = field(
+        default_factory=StepOptions
+    )  # device pre/post-processing, torch precision, compile, graph
     progress: bool = True
     log: Callable[[str], None] | None = None  # where notes go (default: stderr)
 
@@ -257,9 +261,11 @@ def _round(obj, digits: int = 4):
 class MeasuredPipeline:
     """One backend's pipeline, timer and per-frame record."""
 
-    def __init__(self, name: str, backend, device: torch.device) -> None:
+    def __init__(self, name: str, backend, device: torch.device, step: StepOptions | None = None) -> None:
         self.timer = make_timer(device)
-        self.pipeline = Pipeline(backend, section=self.timer.section)
+        self.pipeline = Pipeline(
+            backend, section=self.timer.section, **(step or StepOptions()).apply(backend)
+        )
         self.pipeline.reset(None)  # a live stream: the take has no declared length
         self.device = device
         describe = backend.describe()
@@ -358,7 +364,7 @@ def run_benchmark(config: BenchConfig) -> BenchResult:
         synth_frames(cache, config.seed) if config.frames_source == "synth" else random_frames(config.seed)
     )
     measured = {
-        name: MeasuredPipeline(name, _open(name, config, engines, checkpoint), device)
+        name: MeasuredPipeline(name, _open(name, config, engines, checkpoint), device, config.step)
         for name in config.backends
     }
     names = list(config.backends)

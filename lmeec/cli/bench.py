@@ -8,6 +8,8 @@ from pathlib import Path
 
 from lmeec.model.config import PRESETS
 from lmeec.runtime.backend import BACKENDS
+from lmeec.runtime.step_options import StepOptions
+from lmeec.runtime.step_options import add_arguments as add_step_arguments
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -50,6 +52,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--cache", help="engines and synthetic-take cache (default $LMEEC_CACHE_DIR or ~/.cache/lmeec)"
     )
+    add_step_arguments(p)
     p.add_argument("--out", help="results folder (default bench-results/<preset>-<backends>-<time>)")
     p.add_argument("--no-plot", action="store_true", help="skip the PNG")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -89,6 +92,7 @@ def config_from_args(args: argparse.Namespace):
         reference_ms=args.reference_ms,
         progress=not args.no_progress,
         ort_spinning=args.ort_spinning == "on",
+        step=StepOptions.from_args(args),
     )
 
 

@@ -9,6 +9,8 @@ import numpy as np
 from PIL import Image
 
 from lmeec.runtime.backend import BACKENDS
+from lmeec.runtime.step_options import StepOptions
+from lmeec.runtime.step_options import add_arguments as add_step_arguments
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -44,6 +46,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     one.add_argument("--source", help="source-view frames: image folder or video file")
     one.add_argument("--source-masks", help="folder of source masks named like the source frames (PNG)")
     one.add_argument("--target", help="target-view frames: image folder or video file")
+    add_step_arguments(run)
     run.add_argument("--out", required=True, help="output folder (written atomically)")
     run.add_argument("--force", action="store_true", help="replace an existing output folder")
     run.add_argument("--no-png", action="store_true", help="skip the PNG masks")
@@ -72,7 +75,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         threads=args.threads,
         providers=args.provider,
     )
-    pipeline = Pipeline(backend)
+    pipeline = Pipeline(backend, **StepOptions.from_args(args).apply(backend))
     with atomic_dir(args.out, overwrite=args.force) as out:
         if split_mode:
             frames = _run_split(pipeline, args, out)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import torch
 from torch import Tensor
@@ -14,6 +15,9 @@ from lmeec.model.network import LMEEC, build_model
 from lmeec.model.stages import build_stages
 from lmeec.runtime.backend import Backend, Runner, check_bindings
 
+Precision = Literal["fp32", "fp16", "bf16"]
+HALF = {"fp16": torch.float16, "bf16": torch.bfloat16}
+
 
 class TorchBackend(Backend):
     name = "torch"
@@ -23,6 +27,21 @@ class TorchBackend(Backend):
         self.preset = model.preset
         self.device = next(model.parameters()).device
         self.stages = build_stages(model)
+        self.precision: Precision = "fp32"
+        self.compiled = False
+
+    def configure(self, precision: Precision = "fp32", compile: bool = False) -> None:
+        """Reduced precision as native autocast kernels (convolutions and matrix products in FP16/BF16;
+        LayerNorm, softmax and the other FP32-listed ops of autocast stay FP32; outputs land in the FP32
+        buffers), and/or `torch.compile` of each stage. Call before `bind`."""
+        if precision not in ("fp32", *HALF):
+            raise ValueError(f"unknown precision {precision!r}; choose fp32, fp16 or bf16")
+        if precision == "fp16" and self.device.type == "cpu":
+            raise ValueError("--precision fp16 needs a CUDA device (use bf16 on CPU)")
+        self.precision = precision
+        if compile and not self.compiled:
+            self.stages = {name: torch.compile(stage) for name, stage in self.stages.items()}
+            self.compiled = True
 
     @classmethod
     def create(
@@ -61,9 +80,13 @@ class TorchBackend(Backend):
         args = [feeds[s.name] for s in stage.inputs()]
         outs = [fetches[s.name] for s in stage.outputs()]
 
+        half = HALF.get(self.precision)
+        device_type = self.device.type
+
         @torch.inference_mode()
         def run() -> None:
-            result = stage(*args)
+            with torch.autocast(device_type, dtype=half or torch.float32, enabled=half is not None):
+                result = stage(*args)
             for out, value in zip(outs, result if isinstance(result, tuple) else (result,), strict=True):
                 out.copy_(value)
 
