@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Every GPU check of the project in one run (for a lent CUDA machine with PyTorch but no TensorRT):
-# CUDA-marked tests, runtime memory/allocation/parity checks, the FP16 policy on t and b+, a CUDA bench.
+# CUDA-marked tests, runtime memory/allocation/parity checks, the FP16 policy on t and b+, the glue kernels
+# and the GPU step side by side (benchmarks/gpu_step.py), a CUDA bench.
 # Dependencies missing there travel as wheels in .whl/ (see the device notes); output goes to $OUT.
 set -u
 export PYTHONUNBUFFERED=1
@@ -24,6 +25,10 @@ step "FP16 policy vs FP32, native CUDA kernels (t, 30 frames)"
 timeout 150 python3 benchmarks/gpu_check.py --preset t --frames 30 2>&1 | tail -14
 step "FP16 policy vs FP32, native CUDA kernels (b+, 12 frames)"
 timeout 150 python3 benchmarks/gpu_check.py --preset b+ --frames 12 2>&1 | tail -12
+step "kernels on CUDA: PIL-exact resize, mask resizes, compression; device step without host sync"
+timeout 90 python3 -m pytest -q -rs -p no:cacheprovider tests/kernels tests/runtime/test_device_step.py 2>&1 | tail -6
+step "GPU step side by side (b+, t): eager FP32 vs device I/O + FP16/BF16, 1408² -> 3840x2160, IoU, memory"
+timeout 300 python3 benchmarks/gpu_step.py --presets b+,t --device cuda --long 2000 --json "$OUT/gpu_step.json"
 step "bench on CUDA (test preset, torch backend, CUDA-event section timing)"
 timeout 150 python3 -m lmeec.cli bench --preset test --backend torch --device cuda --frames 60 --warmup 10 \
   --cache /tmp/lmeec-cache --out "$OUT/bench-cuda-test" 2>&1 | grep -v "it/s\]" | tail -30
