@@ -72,7 +72,9 @@ def test_device_io_equals_host_preprocessing(test_engines):
 
 
 def test_device_step_never_waits_for_the_device(test_engines, monkeypatch):
-    pipe = Pipeline(open_backend("torch", engines=test_engines), device_io=True, kernels="torch")
+    cuda = torch.cuda.is_available()  # on a GPU: the CUDA path itself, Triton kernels included
+    backend = open_backend("torch", engines=test_engines, device="cuda" if cuda else "cpu")
+    pipe = Pipeline(backend, device_io=True, kernels="auto" if cuda else "torch")
     pipe.reset(12)
     frames = list(_take(12))
     pipe.step(*frames[0])  # builds the per-size buffers
