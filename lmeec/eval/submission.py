@@ -17,7 +17,7 @@ import numpy as np
 
 from lmeec.eval.annotations import DIRECTIONS, Annotations, Direction, is_ego, pair_key
 from lmeec.eval.rle import decode_rle, encode_rle
-from lmeec.eval.validate import expected
+from lmeec.eval.validate import check_confidence, expected
 from lmeec.files import atomic_write_json, read_json
 
 CHALLENGE = "correspondence"
@@ -188,11 +188,4 @@ class Submission:
             return None
         if not isinstance(item, dict) or "pred_mask" not in item or "confidence" not in item:
             raise ValueError(f"{where}: entry must hold 'pred_mask' and 'confidence'")
-        confidence = item["confidence"]
-        if (
-            isinstance(confidence, bool)
-            or not isinstance(confidence, int | float)
-            or not math.isfinite(confidence)
-        ):
-            raise ValueError(f"{where}: confidence must be a finite number, got {confidence!r}")
-        return Prediction(decode_rle(item["pred_mask"], where), float(confidence))
+        return Prediction(decode_rle(item["pred_mask"], where), check_confidence(item["confidence"], where))

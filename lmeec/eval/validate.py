@@ -61,18 +61,22 @@ def _object(value: object, where: str) -> dict:
     return value
 
 
+def check_confidence(value: object, where: str) -> float:
+    """A prediction's confidence: a finite number (JSON true/false is not one); ValueError naming `where`."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError(f"{where}: confidence must be a finite number, got {value!r}")
+    return float(value)
+
+
 def check_prediction(item: object, shape: tuple[int, int], where: str) -> None:
     """One frame's entry: `pred_mask` a COCO RLE of exactly `shape`, `confidence` a finite number."""
     item = _object(item, where)
     if "pred_mask" not in item or "confidence" not in item:
         raise Refused(f"{where}: entry must hold 'pred_mask' and 'confidence'")
-    confidence = item["confidence"]
-    if (
-        isinstance(confidence, bool)
-        or not isinstance(confidence, int | float)
-        or not math.isfinite(confidence)
-    ):
-        raise Refused(f"{where}: confidence must be a finite number, got {confidence!r}")
+    try:
+        check_confidence(item["confidence"], where)
+    except ValueError as exc:
+        raise Refused(str(exc)) from None
     rle = _object(item["pred_mask"], f"{where} pred_mask")
     size, counts = rle.get("size"), rle.get("counts")
     if not (isinstance(size, list) and len(size) == 2 and all(type(v) is int for v in size)):
