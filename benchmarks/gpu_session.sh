@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Every GPU check of the project in one run (for a lent CUDA machine with PyTorch but no TensorRT):
-# CUDA-marked tests, runtime memory/allocation/parity checks, the FP16 policy on t and b+, a CUDA bench.
+# CUDA-marked tests, the glue kernels compiled for CUDA, runtime memory/allocation/parity checks, the FP16
+# policy on t and b+, a CUDA bench.
 # Dependencies missing there travel as wheels in .whl/ (see the device notes); output goes to $OUT.
 set -u
 export PYTHONUNBUFFERED=1
@@ -18,6 +19,8 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
 python3 -c "import torch, sam2, lmeec; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name())"
 step "pytest: CUDA-marked tests"
 timeout 150 python3 -m pytest -q -rs -p no:cacheprovider tests/trt/test_trt_device.py tests/bench/test_bench_units.py -k "cuda or device or timer" 2>&1 | tail -12
+step "kernels: compiled Triton kernels on CUDA vs PIL, torch and the ring (tests/kernels)"
+timeout 180 python3 -m pytest -q -rs -p no:cacheprovider tests/kernels 2>&1 | tail -8
 step "runtime on CUDA: glue allocations, flat device memory, parity (t, 200 frames)"
 timeout 150 python3 benchmarks/cuda_runtime_check.py --preset t --frames 200 --json "$OUT/cuda_runtime_t.json"
 step "FP16 policy vs FP32, native CUDA kernels (t, 30 frames)"
