@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
 
@@ -41,6 +45,25 @@ def synthetic_pair(rng: np.random.Generator, t: int, src_hw=(96, 96), tgt_hw=(54
     mask = np.zeros(src_hw, bool)
     mask[y : y + 30, x : x + 30] = True
     return src, mask, tgt
+
+
+def write_video_take(root: Path, mask_name: Callable[[int], str], frames: int = 3) -> None:
+    """src.avi, tgt.avi (MJPG) and masks/<mask_name(t)>.png under root: a 3-frame take in the video layout."""
+    import cv2
+
+    rng = np.random.default_rng(1)
+    writers = {
+        name: cv2.VideoWriter(str(root / f"{name}.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 1, size)
+        for name, size in (("src", (96, 96)), ("tgt", (96, 54)))
+    }
+    (root / "masks").mkdir()
+    for t in range(frames):
+        src, mask, tgt = synthetic_pair(rng, t)
+        writers["src"].write(np.ascontiguousarray(src[..., ::-1]))
+        writers["tgt"].write(np.ascontiguousarray(tgt[..., ::-1]))
+        Image.fromarray(mask.astype(np.uint8) * 255).save(root / "masks" / f"{mask_name(t)}.png")
+    for w in writers.values():
+        w.release()
 
 
 @pytest.fixture(scope="session")

@@ -85,6 +85,15 @@ HIERA_B_PLUS = TrunkConfig(
     window_pos_embed_bkg_spatial_size=(14, 14),
     backbone_channel_list=(896, 448, 224, 112),
 )
+HIERA_L = TrunkConfig(  # SAM 2.1 Hiera-L: the source tracker only (no LM-EEC preset)
+    embed_dim=144,
+    num_heads=2,
+    stages=(2, 6, 36, 4),
+    global_att_blocks=(23, 33, 43),
+    window_pos_embed_bkg_spatial_size=(7, 7),
+    backbone_channel_list=(1152, 576, 288, 144),
+    window_spec=(8, 4, 16, 8),
+)
 HIERA_S = TrunkConfig(
     embed_dim=96,
     num_heads=1,

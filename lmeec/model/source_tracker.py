@@ -22,19 +22,10 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from lmeec.model.checkpoint import MOE_PREFIX, check_fit, read_checkpoint
-from lmeec.model.config import HIERA_B_PLUS, HIERA_S, HIERA_T, Preset, TrunkConfig, get_preset
+from lmeec.model.config import HIERA_B_PLUS, HIERA_L, HIERA_S, HIERA_T, Preset, get_preset
 from lmeec.model.network import SAM21, FrameFeatures, seeded
 from lmeec.model.preprocess import check_frame, frame_to_tensor, mask_to_input
 
-HIERA_L = TrunkConfig(
-    embed_dim=144,
-    num_heads=2,
-    stages=(2, 6, 36, 4),
-    global_att_blocks=(23, 33, 43),
-    window_pos_embed_bkg_spatial_size=(7, 7),
-    backbone_channel_list=(1152, 576, 288, 144),
-    window_spec=(8, 4, 16, 8),
-)
 TRACKER_TRUNKS = {"t": HIERA_T, "s": HIERA_S, "b+": HIERA_B_PLUS, "l": HIERA_L}
 TRAINED_SIZE = 1024  # SAM 2.1 checkpoints were trained at 1024×1024
 STREAM_LENGTH = sys.maxsize  # unknown length: pointer distances are normalised by 15, as for long takes

@@ -11,7 +11,7 @@ from PIL import Image
 
 from lmeec.cli import main
 from lmeec.runtime.backend import open_backend
-from tests.conftest import synthetic_pair
+from tests.conftest import synthetic_pair, write_video_take
 
 
 @pytest.fixture()
@@ -148,20 +148,8 @@ def test_altered_engine_or_shapes_are_refused(engines_copy):
 
 
 def test_run_one_take_from_video_files(test_engines, tmp_path):
-    cv2 = pytest.importorskip("cv2")
-    rng = np.random.default_rng(1)
-    writers = {
-        name: cv2.VideoWriter(str(tmp_path / f"{name}.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 1, size)
-        for name, size in (("src", (96, 96)), ("tgt", (96, 54)))
-    }
-    (tmp_path / "masks").mkdir()
-    for t in range(3):
-        src, mask, tgt = synthetic_pair(rng, t)
-        writers["src"].write(np.ascontiguousarray(src[..., ::-1]))
-        writers["tgt"].write(np.ascontiguousarray(tgt[..., ::-1]))
-        Image.fromarray(mask.astype(np.uint8) * 255).save(tmp_path / "masks" / f"{t:06d}.png")
-    for w in writers.values():
-        w.release()
+    pytest.importorskip("cv2")
+    write_video_take(tmp_path, lambda t: f"{t:06d}")
     args = ["run", "--engines", str(test_engines), "--source", str(tmp_path / "src.avi"), "--no-png"]
     args += [
         "--source-masks",

@@ -11,7 +11,7 @@ from PIL import Image
 
 from lmeec.model.preprocess import check_mask
 from lmeec.runtime.takes import read_mask
-from tests.conftest import synthetic_pair
+from tests.conftest import synthetic_pair, write_video_take
 from tests.faults.conftest import errors, run_take_args, snapshot, write_take
 
 
@@ -66,20 +66,8 @@ def test_numeric_names_pair_and_match_with_or_without_padding(tmp_path, cli, tes
 
 
 def test_video_input_with_unpadded_masks(tmp_path, cli, test_engines):
-    cv2 = pytest.importorskip("cv2")
-    rng = np.random.default_rng(1)
-    writers = {
-        name: cv2.VideoWriter(str(tmp_path / f"{name}.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 1, size)
-        for name, size in (("src", (96, 96)), ("tgt", (96, 54)))
-    }
-    (tmp_path / "masks").mkdir()
-    for t in range(3):
-        src, mask, tgt = synthetic_pair(rng, t)
-        writers["src"].write(np.ascontiguousarray(src[..., ::-1]))
-        writers["tgt"].write(np.ascontiguousarray(tgt[..., ::-1]))
-        Image.fromarray(mask.astype(np.uint8) * 255).save(tmp_path / "masks" / f"{t}.png")  # not 000000.png
-    for w in writers.values():
-        w.release()
+    pytest.importorskip("cv2")
+    write_video_take(tmp_path, lambda t: f"{t}")  # not 000000.png
     args = [
         "run",
         "--engines",
