@@ -50,6 +50,7 @@ def write_fp16_folder(onnx_dir: Path | str, out: Path | str, overwrite: bool = F
             graphs,
             manifest.checkpoint,
             manifest.versions,
+            max_objects=manifest.max_objects,
         )
         result.write(tmp)
     return result

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from lmeec.files import atomic_write_json, read_json, sha256
 from lmeec.model.config import Preset, get_preset
-from lmeec.model.stages import STAGES, TensorSpec
+from lmeec.model.stages import STAGES, TensorSpec, graph_name, object_profiles
 
 MANIFEST = "manifest.json"
 FORMAT = "lmeec-engines"
@@ -54,6 +54,7 @@ class Manifest:
     versions: dict[str, str]
     tensorrt: dict = field(default_factory=dict)  # filled by `lmeec build trt`
     source_mask: str = "research"
+    max_objects: int = 1  # object batch profiles exported: lmeec.model.stages.object_profiles(max_objects)
 
     def to_json(self) -> dict:
         return {"format": FORMAT, "format_version": FORMAT_VERSION, **asdict(self)}
@@ -104,6 +105,7 @@ def read_manifest(folder: Path | str) -> Manifest:
             data["versions"],
             data.get("tensorrt", {}),
             data.get("source_mask", "research"),
+            int(data.get("max_objects", 1)),
         )
     except KeyError as exc:
         raise ValueError(f"{path}: missing key {exc}") from exc
@@ -123,7 +125,7 @@ def check_manifest(
         )
     if preset is not None and get_preset(preset).name != manifest.preset:
         raise ValueError(f"{folder}: engines were exported for preset {manifest.preset!r}, not {preset!r}")
-    expected = _expected_specs(manifest.preset_config)
+    expected = _expected_specs(manifest.preset_config, manifest.max_objects)
     missing = sorted(set(expected) - set(manifest.graphs))
     if missing:
         raise ValueError(f"{folder}: manifest lacks graph(s) {', '.join(missing)}")
@@ -143,9 +145,16 @@ def check_manifest(
             )
 
 
-def _expected_specs(preset: Preset) -> dict[str, tuple[list[TensorSpec], list[TensorSpec]]]:
-    """Stage I/O for a preset (specs depend on the preset only, not on weights)."""
-    return {cls.name: (cls.input_specs(preset), cls.output_specs(preset)) for cls in STAGES}
+def _expected_specs(
+    preset: Preset, max_objects: int = 1
+) -> dict[str, tuple[list[TensorSpec], list[TensorSpec]]]:
+    """Stage I/O for a preset and its object profiles (specs depend on those only, not on weights)."""
+    return {
+        graph_name(cls.name, k): (cls.input_specs(preset, k), cls.output_specs(preset, k))
+        for k in object_profiles(max_objects)
+        for cls in STAGES
+        if k == 1 or cls.batched
+    }
 
 
 def _fmt(specs: list[TensorSpec]) -> str:

@@ -79,15 +79,17 @@ def export_onnx(
     simplify: bool = True,
     overwrite: bool = False,
     progress: bool = True,
+    max_objects: int = 8,
 ) -> Manifest:
-    """Write one ONNX file per stage and manifest.json into `out` (atomically: all or nothing).
+    """Write one ONNX file per stage and object profile, and manifest.json, into `out` (all or nothing).
 
     Export always runs on the CPU in float32 so that the graphs do not depend on the exporting device.
+    `max_objects` sets the object batch profiles (1, 2, 4, … up to it) of the per-object stages.
     """
     from tqdm import tqdm
 
     model = model.to("cpu").float().eval()
-    stages = build_stages(model)
+    stages = build_stages(model, max_objects)
     graphs: dict[str, GraphEntry] = {}
     with atomic_dir(out, overwrite=overwrite) as tmp:
         for name, stage in tqdm(stages.items(), desc="export", unit="graph", disable=not progress):
@@ -105,6 +107,7 @@ def export_onnx(
             graphs=graphs,
             checkpoint=ckpt_info,
             versions=library_versions(),
+            max_objects=max_objects,
         )
         manifest.write(tmp)
     return manifest

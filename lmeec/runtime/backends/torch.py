@@ -14,15 +14,18 @@ from lmeec.model.network import LMEEC, build_model
 from lmeec.model.stages import build_stages
 from lmeec.runtime.backend import Backend, Runner, check_bindings
 
+MAX_OBJECTS = 8  # object profiles the reference stages are built for (1, 2, 4, 8)
+
 
 class TorchBackend(Backend):
     name = "torch"
 
-    def __init__(self, model: LMEEC) -> None:
+    def __init__(self, model: LMEEC, max_objects: int = MAX_OBJECTS) -> None:
         self.model = model
         self.preset = model.preset
         self.device = next(model.parameters()).device
-        self.stages = build_stages(model)
+        self.max_objects = max_objects
+        self.stages = build_stages(model, max_objects)
         self.weights: dict = {"weights": "unknown (a model passed in)"}
 
     @classmethod
