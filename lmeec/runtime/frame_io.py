@@ -3,8 +3,9 @@ the default) or on the backend's device (`lmeec.kernels`: uint8 frames uploaded 
 PIL-exact; the target mask bit-packed before the copy back).
 
 Each is split into a host part (`stage`: bytes into pinned buffers; `mask`, `vanished`: read the copied-back
-results after the step's one synchronisation) and a device part (`preprocess`, `postprocess`: uploads,
-kernels, downloads enqueued) that never waits for the device, so it can be captured in a CUDA graph.
+results after the step's one synchronisation), the copies (`upload`, `download`: asynchronous, between
+pinned and device buffers) and the device work (`preprocess`, `postprocess`: device buffers only, so it can
+be captured in a CUDA graph and replayed between the copies).
 """
 
 from __future__ import annotations
@@ -48,12 +49,20 @@ class FrameIO(ABC):
         """Host: the frame pair and the active objects' source masks into pinned staging buffers."""
 
     @abstractmethod
+    def upload(self) -> None:
+        """The staged bytes to the device (asynchronous)."""
+
+    @abstractmethod
     def preprocess(self, images: Tensor, enc_masks: Tensor, active: list[int]) -> None:
         """Device: images [2, 3, S, S] <- normalised source and target; enc_masks[k, 0] <- object k's mask."""
 
     @abstractmethod
     def postprocess(self, low_res: Tensor, active: list[int]) -> None:
-        """Device: each active object's native-size target mask, its copy to the host enqueued."""
+        """Device: each active object's native-size target mask."""
+
+    @abstractmethod
+    def download(self, active: list[int]) -> None:
+        """The active objects' masks to the host (asynchronous; read after the synchronisation)."""
 
     @abstractmethod
     def mask(self, k: int) -> np.ndarray:
@@ -98,11 +107,13 @@ class HostIO(FrameIO):
             if self.on_off[0] != 1.0:
                 out.mul_(20.0).sub_(10.0)
 
-    def preprocess(self, images, enc_masks, active) -> None:
+    def upload(self) -> None:
         self.frames.copy_(self.frame_host, non_blocking=True)
+        self.masks.copy_(self.mask_host, non_blocking=True)
+
+    def preprocess(self, images, enc_masks, active) -> None:
         images.copy_(self.frames.permute(0, 3, 1, 2))
         images.div_(255.0).sub_(self.mean).div_(self.std)
-        self.masks.copy_(self.mask_host, non_blocking=True)
         for k in active:
             enc_masks[k].copy_(self.masks[k])
 
@@ -112,6 +123,9 @@ class HostIO(FrameIO):
                 low_res[k : k + 1], list(self.target_hw), False, None, None, out=self.native
             )
             torch.gt(self.native[0, 0], 0, out=self.native_mask[k])
+
+    def download(self, active) -> None:
+        for k in active:
             self.native_host[k].copy_(self.native_mask[k], non_blocking=True)
 
     def mask(self, k: int) -> np.ndarray:
@@ -152,10 +166,12 @@ class DeviceIO(FrameIO):
         for k, mask in masks.items():
             host[k] = mask
 
-    def preprocess(self, images, enc_masks, active) -> None:
+    def upload(self) -> None:
         self.source.copy_(self.source_host, non_blocking=True)
         self.target.copy_(self.target_host, non_blocking=True)
         self.masks.copy_(self.masks_host, non_blocking=True)
+
+    def preprocess(self, images, enc_masks, active) -> None:
         self.source_resize.normalized(self.source, images[0])
         self.target_resize.normalized(self.target, images[1])
         for k in active:
@@ -165,6 +181,9 @@ class DeviceIO(FrameIO):
     def postprocess(self, low_res, active) -> None:
         for k in active:
             self.to_mask(low_res[k, 0], self.packed[k], pack=True)
+
+    def download(self, active) -> None:
+        for k in active:
             self.packed_host[k].copy_(self.packed[k], non_blocking=True)
         self.peak_host.copy_(self.peak, non_blocking=True)
 

@@ -1,6 +1,6 @@
-"""One captured step per step variant: the device part of a step (uploads from pinned staging, pre-processing,
-stages, bank update and compression, post-processing, downloads into pinned buffers) recorded once and
-replayed every frame that has the same variant.
+"""One captured step per step variant: the device work of a step (pre-processing, stages, bank update and
+compression, post-processing) recorded once and replayed every frame that has the same variant; the host
+only stages the frame, enqueues the copies in before the replay and the copies out after it.
 
 A variant is what decides which launches a step makes: frame sizes, the active objects and each ring's
 `RingPlan` (first frame, each warm-up shape, a frame after a skip, steady state). Everything else that

@@ -211,15 +211,23 @@ class Pipeline:
         plans = {k: self.rings[k].plan(t) for k in active}  # warm-up, compression: host ints only
         t_diffs = {k: self.rings[k].stage(t) for k in active}
 
-        def stage() -> None:
+        def upload() -> None:  # host staging and the asynchronous copies in
             io.stage(source, target, {k: masks[k] for k in active})
+            io.upload()
+            for k in active:
+                self.rings[k].upload()
+
+        def download() -> None:  # the asynchronous copies out
+            io.download(active)
+            self._download(active)
 
         if self.graphs is None:
-            self._device_step(io, active, plans, self.section, stage)
+            self._device_step(io, active, plans, self.section, upload, download)
         else:
-            stage()
+            upload()
             variant = (io.key, tuple(active), tuple(plans[k] for k in active))
             self.graphs.run(variant, lambda: self._device_step(io, active, plans, _no_timing))
+            download()
         self.backend.synchronize()  # the step's one wait: frame in -> masks out
         for k in io.vanished(active):
             warnings.warn(vanished_mask_warning(t, masks[k], self.preset.image_size), stacklevel=3)
@@ -242,15 +250,16 @@ class Pipeline:
         active: list[int],
         plans: dict[int, RingPlan],
         sec: Section,
-        stage: Callable[[], None] | None = None,
+        upload: Callable[[], None] | None = None,
+        download: Callable[[], None] | None = None,
     ) -> None:
-        """Everything between frame-in and mask-out that runs on the device; no host synchronisation, and
-        every launch decided by (io, active, plans) alone, so one capture serves every frame of a variant.
-        `stage` (eager steps only) is the host staging, timed with pre-processing."""
+        """The step's device work, on device buffers only; no host synchronisation, and every launch
+        decided by (io, active, plans) alone, so one capture serves every frame of a variant. `upload` and
+        `download` (eager steps only; around a replay otherwise) are timed with pre- and post-processing."""
         rings, n = self.rings, self.profile
         with sec("preprocess"):
-            if stage is not None:
-                stage()
+            if upload is not None:
+                upload()
             io.preprocess(self.images, self.enc_masks, active)
         with sec("image_encoder"):
             self._image_encoder()
@@ -263,7 +272,6 @@ class Pipeline:
                 ring.slots[1, plan.incoming].copy_(self.memory[n + k])  # the pending frame's target memory
                 ring.apply(plan)  # warm-up: banks = frames t-6 … t-1; steady state: append t-1 + compress
                 ring.slots[0, plan.count].copy_(self.memory[k])
-                ring.upload()
         with sec("view_attention"):
             self._view()
         with_bank = [k for k in active if plans[k].count]
@@ -287,11 +295,15 @@ class Pipeline:
                 self.enc_feats[n + k].copy_(self.feats[1])
         with sec("postprocess"):
             io.postprocess(self.low_res, active)
-            for k in active:
-                self._out_host[k].copy_(self.logits[k, 0], non_blocking=True)
-                self._low_host[k].copy_(self.low_res[k, 0], non_blocking=True)
-                self._scalars_host[k, 0:1].copy_(self.object_score[k], non_blocking=True)
-                self._scalars_host[k, 1:2].copy_(self.iou[k], non_blocking=True)
+            if download is not None:
+                download()
+
+    def _download(self, active: list[int]) -> None:
+        for k in active:
+            self._out_host[k].copy_(self.logits[k, 0], non_blocking=True)
+            self._low_host[k].copy_(self.low_res[k, 0], non_blocking=True)
+            self._scalars_host[k, 0:1].copy_(self.object_score[k], non_blocking=True)
+            self._scalars_host[k, 1:2].copy_(self.iou[k], non_blocking=True)
 
     def _result(self, t: int, io: FrameIO, k: int, t_diffs: tuple[int, ...]) -> StepResult:
         """Object k's results from the host buffers (after the synchronisation)."""

@@ -225,7 +225,7 @@ class BankRing:
         return tuple(sorted(int(d) for d in t_diff[reach]))
 
     def upload(self) -> None:
-        """Device: the staged small inputs into the bank-attention inputs (asynchronous copies)."""
+        """The staged small inputs to the bank-attention inputs on the device (asynchronous copies)."""
         n_slots, n_ptr = VIEWS * self.kept, len(self.pointer_frames)
         self.slot_valid.copy_(self._host[:n_slots], non_blocking=True)
         self.pointer_dist.copy_(self._host[n_slots : n_slots + n_ptr], non_blocking=True)
