@@ -8,7 +8,9 @@ changes per frame (frame bytes, slot validity, pointer distances, the pointer sl
 through the staging buffers, so the steady state is one variant and is captured once.
 
 On CUDA a variant's first frame runs eagerly on a side stream (its real run, which also warms up lazy
-initialisation and compiles Triton kernels), then the step is captured; later frames replay it. Elsewhere
+initialisation, fills module caches and compiles Triton kernels), then the step is captured; later frames
+replay it. A pipeline's graphs share one memory pool: they replay one at a time on one stream and keep no
+tensor of the pool alive between steps (every result lands in the pipeline's own buffers). Elsewhere
 (`cuda=False`) the "graph" is the step function itself: the same keying and buffer plumbing, testable on
 the CPU.
 """
@@ -29,6 +31,7 @@ class StepGraphs:
         self.device = device
         self.cuda = device.type == "cuda"
         self._graphs: dict[Hashable, tuple[Step, object]] = {}
+        self._pool = torch.cuda.graph_pool_handle() if self.cuda else None
         self.captures = 0
         self.replays = 0
         self.last_key: Hashable | None = None
@@ -59,6 +62,6 @@ class StepGraphs:
             step()  # this frame's run, eager
         torch.cuda.current_stream(self.device).wait_stream(side)
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):  # records only: nothing runs a second time
+        with torch.cuda.graph(graph, pool=self._pool):  # records only: nothing runs a second time
             step()
         return graph.replay, graph

@@ -1,9 +1,9 @@
 """How a step runs on its device: pre/post-processing on the host or the device, the torch backend's
-precision and `torch.compile`, CUDA-graph capture. One dataclass shared by `lmeec run` and `lmeec bench`."""
+precision and `torch.compile`, CUDA-graph capture (`lmeec run` and `lmeec bench`: --device-io,
+--precision, --compile, --graph)."""
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import dataclass
 
 from lmeec.kernels.triton_support import Impl
@@ -19,10 +19,6 @@ class StepOptions:
     compile: bool = False  # torch backend: torch.compile each stage
     graph: bool = False  # one captured CUDA graph per step variant
     kernels: Impl = "auto"  # lmeec.kernels implementation: Triton on CUDA when installed, else torch
-
-    @classmethod
-    def from_args(cls, args: argparse.Namespace) -> StepOptions:
-        return cls(args.device_io, args.precision, args.compile, args.graph)
 
     def check(self, backend_name: str, device: str) -> None:
         """Refuse impossible combinations with one line, before anything is loaded."""
@@ -57,20 +53,3 @@ class StepOptions:
         if not hasattr(backend, "configure"):
             raise ValueError(f"--precision/--compile apply to --backend torch, not {backend.name}")
         backend.configure(self.precision, self.compile)
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    g = parser.add_argument_group("the step on the device")
-    g.add_argument(
-        "--device-io",
-        action="store_true",
-        help="resize frames and masks on the device (lmeec.kernels; same results as host PIL)",
-    )
-    g.add_argument(
-        "--precision",
-        choices=PRECISIONS,
-        default="fp32",
-        help="torch backend: native FP16 (CUDA) or BF16 kernels under the FP16 policy (default fp32)",
-    )
-    g.add_argument("--compile", action="store_true", help="torch backend: torch.compile each stage")
-    g.add_argument("--graph", action="store_true", help="torch backend on CUDA: one CUDA graph per step")

@@ -27,6 +27,8 @@ def test_api_torch_run_writes_valid_json_csv_png(tmp_path, bench_cache, schema):
         warmup=0,
         threads=2,
         frames_source="random",
+        source_size=352,
+        target_size=(960, 540),
         cache=bench_cache,
         progress=False,
         log=lambda msg: None,
@@ -50,6 +52,34 @@ def test_api_torch_run_writes_valid_json_csv_png(tmp_path, bench_cache, schema):
     stages = list(csv.DictReader(paths["stages_csv"].open()))
     assert {r["stage"] for r in stages} >= {"image_encoder", "step", "other"}
     assert paths["png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_device_io_bf16_run_times_pre_and_post_processing_at_the_given_sizes(bench_cache):
+    from lmeec.bench.inputs import engines_cache_dir
+    from lmeec.bench.runner import BenchConfig, run_benchmark
+    from lmeec.runtime.step_options import StepOptions
+
+    engines = engines_cache_dir(bench_cache, "test", 0)
+    config = BenchConfig(
+        preset="test",
+        backends=("torch",),
+        engines=engines,
+        checkpoint=engines.with_name(engines.name + ".pt"),
+        frames=2,
+        warmup=0,
+        frames_source="random",
+        source_size=200,
+        target_size=(320, 180),
+        step=StepOptions(device_io=True, precision="bf16"),
+        cache=bench_cache,
+        progress=False,
+        log=lambda msg: None,
+    )
+    result = run_benchmark(config)
+    run = result.runs["torch"]
+    assert run.describe["precision"] == "bf16"
+    assert all(v > 0 for v in run.stages["preprocess"]) and all(v > 0 for v in run.stages["postprocess"])
+    assert result.frames["source_hw"] == [200, 200] and result.frames["target_hw"] == [180, 320]
 
 
 def test_cli_compare_prints_both_tables_and_the_ratio(tmp_path, bench_cache, schema, capsys):
@@ -79,6 +109,9 @@ def test_cli_compare_prints_both_tables_and_the_ratio(tmp_path, bench_cache, sch
         (["--compare", "torch,tpu"], "unknown backend"),
         (["--frames", "0"], "--frames must be at least 1"),
         (["--windows", "3", "--window-fraction", "0.5"], "window fraction"),
+        (["--backend", "torch", "--graph", "--device", "cpu"], "--graph needs a CUDA device"),
+        (["--precision", "bf16", "--device", "cpu"], "--precision bf16 apply to --backend torch, not ort"),
+        (["--backend", "torch", "--precision", "fp16", "--device", "cpu"], "fp16 needs a CUDA device"),
     ],
 )
 def test_cli_refuses_bad_arguments(extra, message, capsys, tmp_path):
