@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every GPU check of the project in one run (for a lent CUDA machine with PyTorch but no TensorRT):
-# CUDA-marked tests, the glue kernels compiled for CUDA, runtime memory/allocation/parity checks, the FP16
-# policy on t and b+, a CUDA bench.
+# CUDA-marked tests, the glue kernels compiled for CUDA, the device step (no host sync, CUDA graphs vs eager),
+# runtime memory/allocation/parity checks, the FP16 policy on t and b+, the GPU step side by side on b+ and t
+# (benchmarks/gpu_step.py: eager FP32 vs captured FP16/BF16 at 1408² -> 3840x2160), a CUDA bench.
 # Dependencies missing there travel as wheels in .whl/ (see the device notes); output goes to $OUT.
 set -u
 export PYTHONUNBUFFERED=1
@@ -21,6 +22,12 @@ step "pytest: CUDA-marked tests"
 timeout 150 python3 -m pytest -q -rs -p no:cacheprovider tests/trt/test_trt_device.py tests/bench/test_bench_units.py -k "cuda or device or timer" 2>&1 | tail -12
 step "kernels: compiled Triton kernels on CUDA vs PIL, torch and the ring (tests/kernels)"
 timeout 180 python3 -m pytest -q -rs -p no:cacheprovider tests/kernels 2>&1 | tail -8
+step "device step on CUDA: no host synchronisation, captured graphs equal the eager step, no steady-state allocation"
+timeout 150 python3 -m pytest -q -rs -p no:cacheprovider tests/runtime/test_device_step.py 2>&1 | tail -8
+step "GPU step side by side (b+, t): eager FP32 vs captured FP16/BF16, 1408² -> 3840x2160, IoU, allocations, memory"
+timeout 330 python3 benchmarks/gpu_step.py --presets b+,t --timed 30 --alloc-steps 10 --json "$OUT/gpu_step.json" 2>&1 \
+  | tee "$OUT/gpu_step.txt" | grep -v "^  " | tail -40
+echo "gpu_step exit: ${PIPESTATUS[0]}"
 step "runtime on CUDA: glue allocations, flat device memory, parity (t, 200 frames)"
 timeout 150 python3 benchmarks/cuda_runtime_check.py --preset t --frames 200 --json "$OUT/cuda_runtime_t.json"
 step "FP16 policy vs FP32, native CUDA kernels (t, 30 frames)"
@@ -30,4 +37,8 @@ timeout 150 python3 benchmarks/gpu_check.py --preset b+ --frames 12 2>&1 | tail 
 step "bench on CUDA (test preset, torch backend, CUDA-event section timing)"
 timeout 150 python3 -m lmeec.cli bench --preset test --backend torch --device cuda --frames 60 --warmup 10 \
   --cache /tmp/lmeec-cache --out "$OUT/bench-cuda-test" 2>&1 | grep -v "it/s\]" | tail -30
+step "bench on CUDA, the step options (test preset, device I/O + FP16 + CUDA graph, 1408² -> 3840x2160 random frames)"
+timeout 120 python3 -m lmeec.cli bench --preset test --backend torch --device cuda --device-io --precision fp16 \
+  --graph --frames-source random --frames 40 --warmup 10 --cache /tmp/lmeec-cache --no-progress \
+  --out "$OUT/bench-cuda-test-graph" 2>&1 | tail -30
 echo; echo "=== done"
