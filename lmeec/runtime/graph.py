@@ -32,6 +32,7 @@ class StepGraphs:
         self.cuda = device.type == "cuda"
         self._graphs: dict[Hashable, tuple[Step, object]] = {}
         self._pool = torch.cuda.graph_pool_handle() if self.cuda else None
+        self._side = torch.cuda.Stream(device) if self.cuda else None  # where a variant's first run goes
         self.captures = 0
         self.replays = 0
         self.last_key: Hashable | None = None
@@ -56,7 +57,7 @@ class StepGraphs:
         self.captures += 1
 
     def _capture_cuda(self, step: Step) -> tuple[Step, object]:
-        side = torch.cuda.Stream(self.device)
+        side = self._side
         side.wait_stream(torch.cuda.current_stream(self.device))
         with torch.cuda.stream(side):
             step()  # this frame's run, eager

@@ -10,6 +10,7 @@ and their upsampling stay FP32; softmax runs inside scaled-dot-product attention
 from __future__ import annotations
 
 import functools
+from contextlib import nullcontext
 from pathlib import Path
 
 import torch
@@ -131,9 +132,10 @@ class TorchBackend(Backend):
         @torch.inference_mode()
         def run() -> None:
             # cache_enabled=False: weights are cast inside each call, so a captured step holds no cast cache
-            with torch.autocast(
-                device_type, dtype=half or torch.float32, enabled=half is not None, cache_enabled=False
-            ):
+            precision = (
+                torch.autocast(device_type, dtype=half, cache_enabled=False) if half else nullcontext()
+            )
+            with precision:
                 result = call(*args)
             for out, value in zip(outs, result if isinstance(result, tuple) else (result,), strict=True):
                 out.copy_(value)
