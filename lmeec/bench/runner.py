@@ -402,7 +402,13 @@ def run_benchmark(config: BenchConfig) -> BenchResult:
         frame = source[i]
         record = i >= config.warmup
         order = names if i % 2 == 0 else names[::-1]
+        t0 = time.perf_counter()
         results = {name: measured[name].step(frame, record) for name in order}
+        if i == 0 and (config.step.compile or config.step.graph):
+            log(
+                f"first step {time.perf_counter() - t0:.1f} s (torch.compile and CUDA-graph captures happen "
+                "in the first steps; later variants are captured as they first occur)"
+            )
         if len(names) == 2 and record:
             iou, diff = _agreement(results[names[0]], results[names[1]])
             agree_iou.append(iou)

@@ -230,7 +230,7 @@ class Pipeline:
             download()
         self.backend.synchronize()  # the step's one wait: frame in -> masks out
         for k in io.vanished(active):
-            warnings.warn(vanished_mask_warning(t, masks[k], self.preset.image_size), stacklevel=3)
+            warnings.warn(vanished_mask_warning(t, masks[k], self.preset.image_size), stacklevel=4)
         return {k: self._result(t, io, k, t_diffs[k]) for k in active}
 
     def _frame_io(self, source_hw: tuple[int, int], target_hw: tuple[int, int]) -> FrameIO:
