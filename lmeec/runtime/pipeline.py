@@ -118,7 +118,8 @@ class Pipeline:
         self._out_host = torch.empty(k, s, s, pin_memory=pin)
         self._low_host = torch.empty(k, p.low_res, p.low_res, pin_memory=pin)
         self._scalars_host = torch.empty(k, 2, pin_memory=pin)  # object score, iou
-        self.rings = ObjectRings(p, dev, k)
+        # --device-io: compression by lmeec.kernels too (one launch where Triton runs); else the torch ops
+        self.rings = ObjectRings(p, dev, k, self.options.kernels if self.options.device_io else "torch")
         if self.graphs is not None:
             self.graphs.clear()  # captured steps read the buffers being replaced
         self.profile = k

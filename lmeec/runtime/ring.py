@@ -14,6 +14,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from lmeec.kernels.compress import compress
+from lmeec.kernels.triton_support import Impl, choose
 from lmeec.model.config import Compression, Preset
 from lmeec.model.memory import pointer_t_diff_max, temporal_indices
 from lmeec.model.network import POINTER_SPLIT
@@ -110,7 +112,15 @@ class RingPlan:
 class BankRing:
     """The take's memory: slots, counts and the bank-attention inputs, all preallocated on the device."""
 
-    def __init__(self, preset: Preset, device: torch.device, storage: RingStorage | None = None) -> None:
+    def __init__(
+        self,
+        preset: Preset,
+        device: torch.device,
+        storage: RingStorage | None = None,
+        kernels: Impl = "torch",
+    ) -> None:
+        """kernels: "torch" compresses with `compress_` (the default path), "auto"/"triton" with the one-launch
+        `lmeec.kernels.compress` where Triton runs (it also refreshes the bank mirror)."""
         mem = preset.memory
         self.preset, self.device = preset, device
         self.kept, self.tokens, self.channels = mem.bank_slots, preset.tokens, preset.mem_dim
@@ -118,6 +128,9 @@ class BankRing:
         self.compression: Compression = mem.compression
         if storage is None:  # a ring of its own
             storage = ObjectRings(preset, device, 1).rings[0].storage
+        self.fused = choose(kernels, device) == "triton"
+        # kept-slot counts as device ints: the compression kernel reads n from one of them
+        self._counts = torch.arange(self.kept + 1, dtype=torch.int32, device=device) if self.fused else None
         self.storage = storage
         self.slots, self.scratch, self.bank = storage.slots, storage.scratch, storage.bank
         n_ptr = mem.pointer_slots
@@ -197,6 +210,10 @@ class BankRing:
         if plan.drop:
             for i in range(plan.count):
                 self.slots[:, i].copy_(self.slots[:, i + plan.drop])
+        if plan.compress and self.fused:  # compression and the bank mirror in one launch
+            n = plan.compress
+            compress(self.slots, self._counts[n : n + 1], self.compression, self.bank_slots, impl="triton")
+            return
         if plan.compress:
             compress_(self.slots, plan.compress, self.compression, self.scratch)
         if plan.mirror:
@@ -245,7 +262,7 @@ class ObjectRings:
     Each object's `BankRing` works on its own rows (own counts, compression per object and view), so an
     object's memory evolves exactly as in a pass of its own."""
 
-    def __init__(self, preset: Preset, device: torch.device, objects: int) -> None:
+    def __init__(self, preset: Preset, device: torch.device, objects: int, kernels: Impl = "torch") -> None:
         mem = preset.memory
         kept, tokens, channels, n_ptr = mem.bank_slots, preset.tokens, preset.mem_dim, mem.pointer_slots
         f = dict(device=device, dtype=torch.float32)
@@ -269,6 +286,7 @@ class ObjectRings:
                     self.pointer_valid[k],
                     scratch,
                 ),
+                kernels,
             )
             for k in range(objects)
         ]

@@ -64,10 +64,12 @@ def test_device_io_equals_host_preprocessing(host_results):
 
 
 def test_device_io_triton_kernels_equal_host_preprocessing(host_results):
-    """The Triton kernels themselves (interpreter on CPU tensors: tests/conftest), over five frames."""
+    """The Triton kernels themselves (interpreter on CPU tensors: tests/conftest): resizes, the mask out, and
+    compression (frames 8 and 9) in one launch."""
     pytest.importorskip("triton", reason="Triton not installed (pip install lmeec[kernels])")
     pipe = _pipeline(StepOptions(device_io=True, kernels="triton"))
-    frames = list(_take(12))[:5]
+    assert pipe.ring.fused
+    frames = list(_take(12))[:10]
     pipe.reset(12)
     for a, f in zip(host_results, frames, strict=False):
         b = pipe.step(*f)
