@@ -14,7 +14,7 @@ PRECISIONS = ("fp32", "fp16", "bf16")
 
 @dataclass(frozen=True)
 class StepOptions:
-    device_io: bool = False  # resizes, mask out and compression by lmeec.kernels on the device (else host PIL)
+    device_io: bool = False  # resizes, mask out, compression: lmeec.kernels on the device (else host PIL)
     precision: str = "fp32"  # torch backend: fp32, fp16 (CUDA) or bf16, native kernels under the FP16 policy
     compile: bool = False  # torch backend: torch.compile each stage
     graph: bool = False  # one captured CUDA graph per step variant
