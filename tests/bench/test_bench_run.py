@@ -13,9 +13,12 @@ from lmeec.runtime.pipeline import STAGE_SECTIONS
 
 
 def test_api_torch_run_writes_valid_json_csv_png(tmp_path, bench_cache, schema):
+    """The step options too (device pre/post-processing, BF16), at the frame sizes given; the compare test
+    below runs the default path."""
     from lmeec.bench.inputs import engines_cache_dir
     from lmeec.bench.report import format_report, write_outputs
     from lmeec.bench.runner import BenchConfig, run_benchmark
+    from lmeec.runtime.step_options import StepOptions
 
     engines = engines_cache_dir(bench_cache, "test", 0)
     config = BenchConfig(
@@ -29,6 +32,7 @@ def test_api_torch_run_writes_valid_json_csv_png(tmp_path, bench_cache, schema):
         frames_source="random",
         source_size=352,
         target_size=(960, 540),
+        step=StepOptions(device_io=True, precision="bf16"),
         cache=bench_cache,
         progress=False,
         log=lambda msg: None,
@@ -39,6 +43,9 @@ def test_api_torch_run_writes_valid_json_csv_png(tmp_path, bench_cache, schema):
     assert run.stages["bank_attention"][0] is None  # no memory yet on frame 0
     assert all(v is not None for v in run.stages["bank_attention"][1:])
     assert all(run.stages[s][1] is not None for s in STAGE_SECTIONS)
+    assert all(v > 0 for v in run.stages["preprocess"]) and all(v > 0 for v in run.stages["postprocess"])
+    assert run.describe["precision"] == "bf16"
+    assert result.frames["source_hw"] == [352, 352] and result.frames["target_hw"] == [540, 960]
     assert run.summary["step"]["p50"] > 0 and run.summary["rss_max_mb"] > 0
     assert result.costmodel["source"].startswith("onnx graphs")
     assert result.costmodel["sections"]["image_encoder"]["gflop"] > 1
@@ -52,34 +59,6 @@ def test_api_torch_run_writes_valid_json_csv_png(tmp_path, bench_cache, schema):
     stages = list(csv.DictReader(paths["stages_csv"].open()))
     assert {r["stage"] for r in stages} >= {"image_encoder", "step", "other"}
     assert paths["png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-
-
-def test_device_io_bf16_run_times_pre_and_post_processing_at_the_given_sizes(bench_cache):
-    from lmeec.bench.inputs import engines_cache_dir
-    from lmeec.bench.runner import BenchConfig, run_benchmark
-    from lmeec.runtime.step_options import StepOptions
-
-    engines = engines_cache_dir(bench_cache, "test", 0)
-    config = BenchConfig(
-        preset="test",
-        backends=("torch",),
-        engines=engines,
-        checkpoint=engines.with_name(engines.name + ".pt"),
-        frames=2,
-        warmup=0,
-        frames_source="random",
-        source_size=200,
-        target_size=(320, 180),
-        step=StepOptions(device_io=True, precision="bf16"),
-        cache=bench_cache,
-        progress=False,
-        log=lambda msg: None,
-    )
-    result = run_benchmark(config)
-    run = result.runs["torch"]
-    assert run.describe["precision"] == "bf16"
-    assert all(v > 0 for v in run.stages["preprocess"]) and all(v > 0 for v in run.stages["postprocess"])
-    assert result.frames["source_hw"] == [200, 200] and result.frames["target_hw"] == [180, 320]
 
 
 def test_cli_compare_prints_both_tables_and_the_ratio(tmp_path, bench_cache, schema, capsys):
