@@ -47,9 +47,10 @@ class StepOptions:
             )
 
     def configure(self, backend: Backend) -> None:
-        """Apply precision and compile to the backend (the torch backend's `configure`)."""
-        if self.precision == "fp32" and not self.compile:
-            return
-        if not hasattr(backend, "configure"):
-            raise ValueError(f"--precision/--compile apply to --backend torch, not {backend.name}")
-        backend.configure(self.precision, self.compile)
+        """Apply precision and compile to the backend (the torch backend's `configure`). `graph` on a CPU
+        runs the variant keying uncaptured (tests); other backends' stages cannot be captured."""
+        torch_only = self.precision != "fp32" or self.compile or self.graph
+        if torch_only and not hasattr(backend, "configure"):
+            raise ValueError(f"--precision/--compile/--graph apply to --backend torch, not {backend.name}")
+        if self.precision != "fp32" or self.compile:
+            backend.configure(self.precision, self.compile)

@@ -93,3 +93,10 @@ def test_impossible_combinations_are_refused_in_one_line(options, backend, devic
 def test_fp16_on_a_cpu_backend_is_refused():
     with pytest.raises(ValueError, match="fp16 needs a CUDA device"):
         Pipeline(TorchBackend(build_model("test", seed=0)), options=StepOptions(precision="fp16"))
+
+
+def test_a_pipeline_refuses_torch_options_on_another_backend(test_engines):
+    from lmeec.runtime.backend import open_backend
+
+    with pytest.raises(ValueError, match="apply to --backend torch, not ort"):
+        Pipeline(open_backend("ort", engines=test_engines), options=StepOptions(graph=True))
