@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from lmeec.model.checkpoint import MOE_PREFIX, check_fit, read_checkpoint
+from lmeec.model.checkpoint import MOE_PREFIX, Checkpoint, check_fit, read_checkpoint
 from lmeec.model.config import HIERA_B_PLUS, HIERA_L, HIERA_S, HIERA_T, Preset, get_preset
 from lmeec.model.network import SAM21, FrameFeatures, seeded
 from lmeec.model.preprocess import check_frame, frame_to_tensor, mask_to_input
@@ -114,7 +114,7 @@ class SourceTracker:
 
     Every frame after the prompt frame runs the static-shape tracker stages (`tracker_stages`) over fixed
     buffers and the fixed ring (`TrackerRing`); `bind` chooses who runs them (default: these PyTorch modules
-    eagerly; the runtime passes a backend's `bind`). The prompt frame, once per take, runs sam2's own
+    eagerly; `bind()` hands them to a runtime backend). The prompt frame, once per take, runs sam2's own
     `track_step` on this model (variable-length point prompts, the mask-as-output path).
 
     >>> tracker = SourceTracker("t", "sam2.1_hiera_tiny.pt")
@@ -130,14 +130,13 @@ class SourceTracker:
         image_size: int | None = None,
         device: str | torch.device = "cpu",
         seed: int = 0,
-        bind: Bind | None = None,
     ) -> None:
         """checkpoint=None gives seeded random weights (tests and demos only)."""
         self.preset = tracker_preset(trunk, image_size)
         self.device = torch.device(device)
         self.model: SAM21 = seeded(SAM21, self.preset, seed, self.device, **PREDICTOR_FLAGS)
-        if checkpoint is not None:
-            load_tracker_weights(self.model, checkpoint)
+        self.checkpoint = load_tracker_weights(self.model, checkpoint) if checkpoint is not None else None
+        self.seed = seed
         self.stages = build_tracker_stages(self.model)
         self.ring = TrackerRing(self.preset, self.device)
         self.buffers = dict(self.ring.feeds())
@@ -146,7 +145,11 @@ class SourceTracker:
                 if spec.name not in self.buffers:
                     dtype = getattr(torch, spec.dtype)
                     self.buffers[spec.name] = torch.zeros(spec.shape, dtype=dtype, device=self.device)
-        bind = bind or self._bind_eager
+        self.bind(self._bind_eager)
+        self.reset()
+
+    def bind(self, bind: Bind) -> None:
+        """Let `bind` (e.g. a runtime backend's) run the stages over this tracker's buffers from now on."""
         self._runners = {
             name: bind(
                 name,
@@ -155,7 +158,6 @@ class SourceTracker:
             )
             for name, stage in self.stages.items()
         }
-        self.reset()
 
     def _bind_eager(
         self, graph: str, feeds: dict[str, Tensor], fetches: dict[str, Tensor]
@@ -275,7 +277,7 @@ class SourceTracker:
         return self.ring.nbytes()
 
 
-def load_tracker_weights(model: SAM21, path: str | Path) -> None:
+def load_tracker_weights(model: SAM21, path: str | Path) -> Checkpoint:
     """Load a SAM 2.1 (or LM-EEC, whose MV-MoE is ignored) checkpoint, refusing any mismatch."""
     ckpt = read_checkpoint(path)
     state = {k: v for k, v in ckpt.state_dict.items() if not k.startswith(MOE_PREFIX)}
@@ -283,3 +285,4 @@ def load_tracker_weights(model: SAM21, path: str | Path) -> None:
     if not report.fits:
         raise ValueError(f"{ckpt.path} does not fit tracker {model.preset.name!r}: {report.describe()}")
     model.load_state_dict(state, strict=True)
+    return ckpt

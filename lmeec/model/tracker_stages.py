@@ -145,9 +145,9 @@ class TrackerDecoderStage(Stage):
                 boxes=None,
                 masks=None,
             )
-        self.register_buffer("sparse", sparse, persistent=False)
-        self.register_buffer("dense", dense, persistent=False)
-        self.register_buffer("image_pe", model.sam_prompt_encoder.get_dense_pe(), persistent=False)
+        image_pe = model.sam_prompt_encoder.get_dense_pe()
+        for name, value in (("sparse", sparse), ("dense", dense), ("image_pe", image_pe)):
+            self.register_buffer(name, value.detach().clone(), persistent=False)
 
     @classmethod
     def input_specs(cls, p: Preset) -> list[TensorSpec]:

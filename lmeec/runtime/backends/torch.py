@@ -11,18 +11,19 @@ from lmeec.export.manifest import check_manifest, read_manifest
 from lmeec.model.checkpoint import load_into, weights_provenance
 from lmeec.model.config import get_preset
 from lmeec.model.network import LMEEC, build_model
-from lmeec.model.stages import build_stages
+from lmeec.model.stages import Stage, build_stages
 from lmeec.runtime.backend import Backend, Runner, check_bindings
 
 
 class TorchBackend(Backend):
     name = "torch"
 
-    def __init__(self, model: LMEEC) -> None:
+    def __init__(self, model: LMEEC, stages: dict[str, Stage] | None = None) -> None:
+        """stages: other graphs over the model's weights (the source tracker's); default LM-EEC's."""
         self.model = model
         self.preset = model.preset
         self.device = next(model.parameters()).device
-        self.stages = build_stages(model)
+        self.stages = build_stages(model) if stages is None else stages
         self.weights: dict = {"weights": "unknown (a model passed in)"}
 
     @classmethod
