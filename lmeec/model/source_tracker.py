@@ -179,11 +179,6 @@ class SourceTracker:
         self.index: int | None = None  # next frame index; None until prompted
         self.ring.clear()
 
-    @property
-    def window(self) -> int:
-        """Frames whose pointers are kept besides the prompt frame's: the farthest any rule reaches back."""
-        return self.model.max_obj_ptrs_in_encoder - 1
-
     @torch.inference_mode()
     def prompt(
         self, frame: object, prompt: Prompt, frame_index: int = 0, features: FrameFeatures | None = None

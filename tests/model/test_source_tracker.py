@@ -62,6 +62,8 @@ def _our_run(ours, frames, prompt) -> list[torch.Tensor]:
 
 def _compare(want, got) -> None:
     assert len(want) == len(got) == FRAMES
+    worst = max((a - b).abs().max().item() for a, b in zip(want, got))
+    print(f"max |logit diff| vs sam2's predictor over {FRAMES} frames: {worst:.2e}")
     for t, (a, b) in enumerate(zip(want, got)):
         assert a.shape == b.shape == (1, 1, H, W)
         diff = (a - b).abs().max().item()
