@@ -136,7 +136,6 @@ class SourceTracker:
         self.device = torch.device(device)
         self.model: SAM21 = seeded(SAM21, self.preset, seed, self.device, **PREDICTOR_FLAGS)
         self.checkpoint = load_tracker_weights(self.model, checkpoint) if checkpoint is not None else None
-        self.seed = seed
         self.stages = build_tracker_stages(self.model)
         self.ring = TrackerRing(self.preset, self.device)
         self.buffers = dict(self.ring.feeds())
