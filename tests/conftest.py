@@ -68,12 +68,12 @@ def write_video_take(root: Path, mask_name: Callable[[int], str], frames: int = 
 
 @pytest.fixture(scope="session")
 def test_engines(tmp_path_factory):
-    """The `test` preset (seed 0) exported once per session, as `lmeec export onnx` writes it."""
+    """The `test` preset (seed 0) exported once per session (object profiles 1, 2, 3), as `lmeec export onnx` writes it."""
     from lmeec.export.onnx import export_onnx
     from lmeec.model.network import build_model
 
     out = tmp_path_factory.mktemp("engines") / "test-seed0"
-    export_onnx(build_model("test", seed=0), out, checkpoint=None, seed=0, progress=False)
+    export_onnx(build_model("test", seed=0), out, checkpoint=None, seed=0, progress=False, max_objects=3)
     return out
 
 

@@ -104,15 +104,22 @@ def ensure_engines(
     log: Callable[[str], None],
     progress: bool = True,
     simplify: bool = True,
+    objects: int = 1,
 ) -> tuple[Path, Path]:
     """The cached ONNX export of `preset` with RANDOM weights of `seed` and the
-    checkpoint it was exported from (for the torch backend); both are made on first use."""
+    checkpoint it was exported from (for the torch backend); both are made on first use, and again
+    when the cached export holds fewer than `objects` objects (it is then exported for max(objects, 8))."""
+    from lmeec.export.manifest import read_manifest
     from lmeec.model.checkpoint import load_into, save_checkpoint
     from lmeec.model.network import build_model
 
     folder = engines_cache_dir(cache, preset, seed)
     checkpoint = folder.with_name(folder.name + ".pt")
-    if (folder / "manifest.json").is_file() and checkpoint.is_file():
+    if (
+        (folder / "manifest.json").is_file()
+        and checkpoint.is_file()
+        and read_manifest(folder).max_objects >= objects
+    ):
         log(f"engines: {folder} (cached export of RANDOM weights, seed {seed})")
         return folder, checkpoint
     from lmeec.export.onnx import export_onnx
@@ -125,5 +132,7 @@ def ensure_engines(
     model = build_model(preset, seed=seed)
     save_checkpoint(model, checkpoint, provenance={"weights": "random", "seed": seed, "preset": preset})
     ckpt = load_into(model, checkpoint)
-    export_onnx(model, folder, ckpt, simplify=simplify, progress=progress, overwrite=True)
+    export_onnx(
+        model, folder, ckpt, simplify=simplify, progress=progress, overwrite=True, max_objects=max(objects, 8)
+    )
     return folder, checkpoint

@@ -44,7 +44,8 @@ def header(result: BenchResult) -> str:
         f"lmeec bench — preset {c['preset']}, backend(s) {', '.join(c['backends'])}, device {c['device']}: {device}",
         f"  weights: {result.weights}",
         f"  frames: {c['frames']} measured after {c['warmup']} warm-up; {frames['source']} frames "
-        f"({frames['distinct_frames']} distinct, cycled; source {frames['source_hw']}, target {frames['target_hw']})",
+        f"({frames['distinct_frames']} distinct, cycled; source {frames['source_hw']}, target {frames['target_hw']})"
+        + (f"; {c['objects']} objects per step, one batched pass" if c.get("objects", 1) > 1 else ""),
         f"  threads: requested {c['threads'] or 'default'}; "
         + "; ".join(f"{n}: {run.describe.get('threads')}" for n, run in result.runs.items())
         + f"; load average {', '.join(f'{x:.2f}' for x in env.get('load_average') or [])}",

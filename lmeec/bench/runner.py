@@ -63,6 +63,7 @@ class BenchConfig:
     peak_gflops: float | None = None  # device peak for the cost model (default: measured FP32 matmul rate)
     reference_ms: float | None = None  # a stated (not measured here) reference time per frame
     ort_spinning: bool = False  # ONNX Runtime thread spin-waiting (off: see OrtBackend)
+    objects: int = 1  # objects tracked per step (the frame's mask shifted per object), one batched pass
     progress: bool = True
     log: Callable[[str], None] | None = None  # where notes go (default: stderr)
 
@@ -72,6 +73,8 @@ class BenchConfig:
             raise ValueError(f"give one backend or two different ones to compare, got {list(self.backends)}")
         if self.frames < 1:
             raise ValueError("--frames must be at least 1")
+        if self.objects < 1:
+            raise ValueError("--objects must be at least 1")
         if self.warmup < 0:
             raise ValueError("--warmup must be at least 0")
         if self.threads is not None and self.threads < 1:
@@ -246,10 +249,11 @@ def _round(obj, digits: int = 4):
 class MeasuredPipeline:
     """One backend's pipeline, timer and per-frame record."""
 
-    def __init__(self, name: str, backend, device: torch.device) -> None:
+    def __init__(self, name: str, backend, device: torch.device, objects: int = 1) -> None:
         self.timer = make_timer(device)
         self.pipeline = Pipeline(backend, section=self.timer.section)
-        self.pipeline.reset(None)  # a live stream: the take has no declared length
+        self.pipeline.reset(None, num_objects=objects)  # a live stream: the take has no declared length
+        self.objects = objects
         self.device = device
         describe = backend.describe()
         describe["threads"] = torch.get_num_threads() if name == "torch" else _ort_threads(backend)
@@ -262,10 +266,18 @@ class MeasuredPipeline:
         if cuda:
             torch.cuda.reset_peak_memory_stats(self.device)
         self.timer.start_step()
+        source, mask, target = frame
+        masks = mask if self.objects == 1 else object_masks(mask, self.objects)
         t0 = time.perf_counter_ns()
-        result = self.pipeline.step(*frame)
+        result = self.pipeline.step(source, masks, target)
         wall = (time.perf_counter_ns() - t0) / 1e6
         sections = self.timer.finish_step()
+        if self.objects > 1:
+            if any(r.skipped for r in result):
+                raise RuntimeError(
+                    f"frame {result[0].frame_index}: an object was skipped (empty source mask)"
+                )
+            result = result[0]  # object 0 stands for the step in the comparisons
         if result.skipped:
             raise RuntimeError(f"frame {result.frame_index} was skipped (empty source mask)")
         if record:
@@ -280,6 +292,11 @@ class MeasuredPipeline:
                 free, total = torch.cuda.mem_get_info(self.device)
                 r.cuda_used_mb.append((total - free) / 2**20)
         return result
+
+
+def object_masks(mask: np.ndarray, objects: int) -> np.ndarray:
+    """K distinct source masks from one: the mask shifted by a few pixels per object, [K, H, W]."""
+    return np.stack([np.roll(mask, (3 * k, 5 * k), axis=(0, 1)) for k in range(objects)])
 
 
 def _ort_threads(backend) -> dict:
@@ -338,7 +355,9 @@ def run_benchmark(config: BenchConfig) -> BenchResult:
     checkpoint = Path(config.checkpoint) if config.checkpoint else None
     cached = engines is None and ("ort" in config.backends or "trt" in config.backends)
     if cached:
-        engines, checkpoint = ensure_engines(config.preset, config.seed, cache, log, config.progress)
+        engines, checkpoint = ensure_engines(
+            config.preset, config.seed, cache, log, config.progress, objects=config.objects
+        )
     weights = _weights(config, engines, cached)
     if "RANDOM" in weights:
         log(f"weights: {weights} — latency is representative, the masks are not")
@@ -347,7 +366,7 @@ def run_benchmark(config: BenchConfig) -> BenchResult:
         synth_frames(cache, config.seed) if config.frames_source == "synth" else random_frames(config.seed)
     )
     measured = {
-        name: MeasuredPipeline(name, _open(name, config, engines, checkpoint), device)
+        name: MeasuredPipeline(name, _open(name, config, engines, checkpoint), device, config.objects)
         for name in config.backends
     }
     names = list(config.backends)

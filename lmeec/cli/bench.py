@@ -27,6 +27,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="random-weight seed (default 0)")
     p.add_argument("--frames", type=int, default=50, help="measured frames (default 50)")
     p.add_argument("--warmup", type=int, default=3, help="unmeasured frames first (default 3)")
+    p.add_argument(
+        "--objects",
+        type=int,
+        default=1,
+        metavar="K",
+        help="objects per step in one batched pass (default 1); benchmarks/objects.py compares K passes",
+    )
     add_threads_option(p, "torch and ONNX Runtime intra-op")
     add_device_options(p)
     p.add_argument("--frames-source", choices=["synth", "random"], default="synth")
@@ -94,6 +101,7 @@ def config_from_args(args: argparse.Namespace):
         reference_ms=args.reference_ms,
         progress=not args.no_progress,
         ort_spinning=args.ort_spinning == "on",
+        objects=args.objects,
     )
 
 

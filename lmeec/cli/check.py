@@ -51,7 +51,7 @@ class _Recorder:
 
     def __init__(self, backend, keep_from: int, keep: int) -> None:
         self.backend, self.keep_from, self.keep = backend, keep_from, keep
-        self.preset, self.device = backend.preset, backend.device
+        self.preset, self.device, self.max_objects = backend.preset, backend.device, backend.max_objects
         self.records: dict[str, list[tuple[dict, dict]]] = {}
         self.frame = 0
 

@@ -29,6 +29,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default="research",
         help="source-mask encoding: released quirk (0 / 4.62) or SAM 2's ±10",
     )
+    onnx.add_argument(
+        "--max-objects",
+        type=int,
+        default=8,
+        metavar="K",
+        help="most objects tracked at once: per-object stages are exported for K = 1, 2, 4, … up to K (default 8)",
+    )
     onnx.add_argument("--out", required=True, help="engine folder to create")
     onnx.add_argument("--no-simplify", action="store_true", help="skip onnxslim")
     onnx.add_argument("--force", action="store_true", help="replace a previous lmeec output folder")
@@ -67,6 +74,7 @@ def cmd_onnx(args: argparse.Namespace) -> int:
         seed=args.random_weights,
         simplify=not args.no_simplify,
         overwrite=args.force,
+        max_objects=args.max_objects,
     )
     weights = describe_weights(manifest.checkpoint)
     if is_random(manifest.checkpoint):
@@ -74,7 +82,7 @@ def cmd_onnx(args: argparse.Namespace) -> int:
     print(f"exported {len(manifest.graphs)} graphs for preset {preset.name} from {weights} to {args.out}")
     for name, g in manifest.graphs.items():
         shapes = ", ".join(f"{s.name}{list(s.shape)}" for s in g.inputs)
-        print(f"  {name:<22} {g.extra.get('nodes', '?'):>5} nodes  {shapes}")
+        print(f"  {name:<26} {g.extra.get('nodes', '?'):>5} nodes  {shapes}")
     return 0
 
 

@@ -9,7 +9,16 @@ from pathlib import Path
 
 from lmeec.cli import take as own_video
 from lmeec.cli.options import add_device_options, add_threads_option
-from lmeec.cli.split import open_pipeline, pipeline_options, predict_unit, save_png, split_units, write_split
+from lmeec.cli.split import (
+    PassPredictions,
+    object_passes,
+    open_pipeline,
+    pipeline_options,
+    predict_pass,
+    save_png,
+    split_units,
+    write_split,
+)
 from lmeec.runtime.backend import BACKENDS
 
 
@@ -55,7 +64,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     one.add_argument(
         "--source-masks",
-        help="folder of source masks named like the frames (7.png, 0007.png or 000007.png for frame 7; PNG/JPG)",
+        help="folder of source masks named like the frames (7.png, 0007.png or 000007.png for frame 7; PNG/JPG): "
+        "binary (one object), index/palette PNGs (one value per object), or one subfolder per object",
     )
     one.add_argument(
         "--target", help="target-view frames: image folder, video file, camera index or stream URL"
@@ -105,15 +115,21 @@ def cmd_run(args: argparse.Namespace) -> int:
         return run_split_on_ray(args, inputs)
     pipeline = open_pipeline(**pipeline_options(args))
     backend = pipeline.backend
-    take = open_take(args.source, args.source_masks, args.target, args.skip_unpaired) if take_mode else None
+    take = (
+        open_take(args.source, args.source_masks, args.target, args.skip_unpaired, args.mask_threshold)
+        if take_mode
+        else None
+    )
     if is_random(backend.weights):
         warnings.warn(random_weights_warning(backend.weights), stacklevel=1)
     with atomic_dir(args.out, overwrite=args.force, inputs=inputs) as out:
         if split_mode:
+            split = split_units(args)
+            passes = object_passes(split.units, backend.max_objects)
             predict = partial(
-                predict_unit, pipeline, confidence=args.confidence, progress=not args.no_progress
+                predict_pass, pipeline, confidence=args.confidence, progress=not args.no_progress
             )
-            frames = write_split(split_units(args), predict, out, args)
+            frames = write_split(split, PassPredictions(passes, predict), out, args)
         else:
             frames = _run_take(pipeline, take, args, out)
         atomic_write_json(
@@ -124,37 +140,43 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _run_take(pipeline, take, args: argparse.Namespace, out: Path) -> int:
-    """One take: PNG masks at the target's native size and predictions.json with COCO RLE per frame."""
+    """One take: PNG masks at the target's native size and predictions.json with COCO RLE per frame.
+
+    Several objects (index PNGs or one mask folder per object) run as one pass; their outputs go to
+    masks/<id>/ and predictions.json's "objects"."""
     from tqdm import tqdm
 
     from lmeec.eval.rle import encode_rle
     from lmeec.files import atomic_write_json
-    from lmeec.runtime.takes import read_mask
 
-    pipeline.reset(num_frames=len(take.names))
-    frames = {}
+    masks = take.masks
+    pipeline.reset(num_frames=len(take.names), num_objects=len(masks.ids))
+    frames: dict[str, dict] = {obj: {} for obj in masks.ids}
     for name, src, tgt in tqdm(take.pairs(), total=len(take.names), unit="frame", disable=args.no_progress):
-        path = take.masks.get(name)
-        mask = read_mask(path, src.shape[:2], args.mask_threshold) if path else None
-        result = pipeline.step(src, mask, tgt)
-        if result.skipped:
-            frames[name] = {"skipped": True}
-            continue
-        frames[name] = {
-            "skipped": False,
-            "mask": encode_rle(result.mask),
-            "visible": result.visible,
-            "confidence": result.confidence,
-            "object_score": result.object_score,
-        }
-        if not args.no_png:
-            save_png(out / "masks" / f"{name}.png", result.mask)
+        results = pipeline.step(src, masks.read(name, src.shape[:2]), tgt)
+        for obj, result in zip(masks.ids, results, strict=True):
+            if result.skipped:
+                frames[obj][name] = {"skipped": True}
+                continue
+            frames[obj][name] = {
+                "skipped": False,
+                "mask": encode_rle(result.mask),
+                "visible": result.visible,
+                "confidence": result.confidence,
+                "object_score": result.object_score,
+            }
+            if not args.no_png:
+                folder = out / "masks" if masks.single else out / "masks" / obj
+                save_png(folder / f"{name}.png", result.mask)
     doc = {
         "source": str(args.source),
         "target": str(args.target),
         "preset": pipeline.preset.name,
         "weights": pipeline.backend.weights,
-        "frames": frames,
     }
+    if masks.single:
+        doc["frames"] = frames[masks.ids[0]]
+    else:
+        doc["objects"] = {obj: {"frames": f} for obj, f in frames.items()}
     atomic_write_json(out / "predictions.json", doc)
-    return sum(not f["skipped"] for f in frames.values())
+    return sum(not f["skipped"] for per_object in frames.values() for f in per_object.values())

@@ -1,7 +1,8 @@
 """`lmeec run --ray`: a split's units on Ray actors, journaled as they finish, then written as a serial run.
 
-The submission and PNGs are written by the same code as the serial run, in benchmark order, from results
-kept in a journal beside the output (`.{out}.units/`), so a stopped run continues where it was.
+Each actor runs whole passes (the objects that walk the same frames, as in the serial run). The submission
+and PNGs are written by the same code as the serial run, in benchmark order, from results kept in a journal
+beside the output (`.{out}.units/`, one entry per pass), so a stopped run continues where it was.
 """
 
 from __future__ import annotations
@@ -11,18 +12,17 @@ import hashlib
 from functools import partial
 from pathlib import Path
 
-from lmeec.cli.split import open_pipeline, pipeline_options, predict_unit, split_units, write_split
-from lmeec.eval.annotations import EvaluationUnit
-
-
-def unit_key(unit: EvaluationUnit) -> str:
-    """A unit's identity in the journal."""
-    return "\x1f".join((unit.take, unit.obj, unit.query_cam, unit.target_cam))
-
-
-def _frame_numbers(unit: EvaluationUnit) -> set[int]:
-    """The frames a unit walks (as `EvaluationUnit.frames(all_frames=True)`)."""
-    return set(unit.query.annotated_frames) | set(unit.query.masks) | set(unit.target.annotated_frames)
+from lmeec.cli.split import (
+    PassPredictions,
+    object_passes,
+    objects_per_pass,
+    open_pipeline,
+    pass_key,
+    pipeline_options,
+    predict_pass,
+    split_units,
+    write_split,
+)
 
 
 def journal_folder(out: Path | str) -> Path:
@@ -46,13 +46,17 @@ def _settings(args: argparse.Namespace, options: dict) -> dict:
     }
 
 
-def _run_facts(options: dict, run) -> dict:
+def _run_facts(options: dict, run, units: int) -> dict:
     """run.json of a Ray run: the weights' provenance (from the engines' manifest) and how the units ran."""
     from lmeec.export.manifest import read_manifest
 
     weights = read_manifest(options["engines"]).checkpoint if options["engines"] else None
     backend = {"backend": options["kind"], "device": options["device"], "providers": options["providers"]}
-    return {"weights": weights, "backend": backend, "ray": {"workers": run.workers, "units": run.ran}}
+    return {
+        "weights": weights,
+        "backend": backend,
+        "ray": {"workers": run.workers, "units": units, "passes": run.ran},
+    }
 
 
 def run_split_on_ray(args: argparse.Namespace, inputs: list) -> int:
@@ -73,30 +77,31 @@ def run_split_on_ray(args: argparse.Namespace, inputs: list) -> int:
             options[name] = str(Path(options[name]).resolve())
     options["threads"] = args.threads or max(1, int(config.cpus_per_worker))
     split = split_units(args)
-    units = split.units
+    passes = object_passes(split.units, objects_per_pass(options))
     journal = UnitJournal(journal_folder(args.out), _settings(args, options))
-    # longest units first, so the last ones to finish are short
-    order = sorted(units, key=lambda u: -len(_frame_numbers(u)))
+    # longest passes first, so the last ones to finish are short
+    order = sorted(passes, key=lambda p: -len(p[0].frame_numbers(all_frames=True)))
     try:
-        with tqdm(total=len(units), desc="units on Ray", unit="unit") as bar:
+        with tqdm(total=len(passes), desc="passes on Ray", unit="pass") as bar:
             run = run_units(
-                [(unit_key(u), u) for u in order],
+                [(pass_key(p), p) for p in order],
                 partial(open_pipeline, **options),
-                partial(predict_unit, confidence=args.confidence, progress=False),
+                partial(predict_pass, confidence=args.confidence, progress=False),
                 journal,
                 config,
                 on_unit=lambda p: bar.update(p.done - bar.n),
             )
     except KeyboardInterrupt:
-        kept = len(journal.done([unit_key(u) for u in units]))
-        print(f"stopped: {kept} finished units kept in {journal.folder}; the same command continues the run")
+        kept = len(journal.done([pass_key(p) for p in passes]))
+        print(f"stopped: {kept} finished passes kept in {journal.folder}; the same command continues the run")
         raise
     with atomic_dir(args.out, overwrite=args.force, inputs=inputs) as out:
-        frames = write_split(split, lambda u: run.results[unit_key(u)], out, args)
-        atomic_write_json(out / "run.json", _run_facts(options, run), indent=1)
+        predictions = PassPredictions(passes, lambda p: run.results[pass_key(p)])
+        frames = write_split(split, predictions, out, args)
+        atomic_write_json(out / "run.json", _run_facts(options, run, len(split.units)), indent=1)
     journal.remove()
-    notes = [f"{run.ran} units on {run.workers} Ray workers"]
+    notes = [f"{len(split.units)} units in {run.ran} passes on {run.workers} Ray workers"]
     notes += [f"{run.workers_lost} workers lost and replaced"] if run.workers_lost else []
-    notes += [f"{run.resumed} units resumed from a stopped run"] if run.resumed else []
+    notes += [f"{run.resumed} passes resumed from a stopped run"] if run.resumed else []
     print(f"wrote {frames} frame predictions to {args.out} ({', '.join(notes)})")
     return 0

@@ -65,33 +65,88 @@ def split_units(args: argparse.Namespace) -> Split:
     return Split(ann, directions, units)
 
 
-def predict_unit(
-    pipeline: Pipeline, unit: EvaluationUnit, confidence: str = "area", progress: bool = True
-) -> list[list]:
-    """One unit walked frame by frame (every frame, in order: the memory needs them all): [frame, RLE mask at
-    the evaluation shape, confidence] for every frame with a query mask, scored or not (the validator's rule)."""
+def unit_key(unit: EvaluationUnit) -> str:
+    """A unit's identity (in the Ray journal and between a pass and its units)."""
+    return "\x1f".join((unit.take, unit.obj, unit.query_cam, unit.target_cam))
+
+
+def pass_key(units: list[EvaluationUnit]) -> str:
+    """A pass's identity: its units' keys."""
+    return "\x1e".join(unit_key(u) for u in units)
+
+
+def objects_per_pass(options: dict) -> int:
+    """How many objects one pass of `open_pipeline(**options)` carries: its engines' object profiles."""
+    if options["kind"] == "torch":
+        from lmeec.runtime.backends.torch import MAX_OBJECTS
+
+        return MAX_OBJECTS
+    if options["engines"] is None:
+        raise ValueError(f"backend {options['kind']!r} needs --engines DIR (an exported engine folder)")
+    from lmeec.export.manifest import read_manifest
+
+    return read_manifest(options["engines"]).max_objects
+
+
+def object_passes(units: list[EvaluationUnit], max_objects: int) -> list[list[EvaluationUnit]]:
+    """Units grouped by take, camera pair and frame sequence, in first-seen order, at most max_objects each:
+    such objects run as one pass (both frames encoded once per step, each object with its own memory), and
+    every object still walks exactly its own frames."""
+    groups: dict[tuple, list] = {}
+    for u in units:
+        key = (u.take, u.query_cam, u.target_cam, tuple(u.frame_numbers(all_frames=True)))
+        groups.setdefault(key, []).append(u)
+    return [g[i : i + max_objects] for g in groups.values() for i in range(0, len(g), max_objects)]
+
+
+def predict_pass(
+    pipeline: Pipeline, units: list[EvaluationUnit], confidence: str = "area", progress: bool = True
+) -> list[list[list]]:
+    """Units that walk the same frames, as one pass frame by frame (every frame, in order: the memory needs
+    them all): per unit, [frame, RLE mask at the evaluation shape, confidence] for every frame with that
+    unit's query mask, scored or not (the validator's rule)."""
     from tqdm import tqdm
 
     from lmeec.eval.rle import encode_rle, resize_nearest
 
-    frames = list(unit.frames(all_frames=True))
-    pipeline.reset(num_frames=len(frames))
-    shape = unit.target_eval_shape
-    out = []
-    bar = tqdm(
-        frames, desc=f"{unit.take[:8]} {unit.obj[:12]}", unit="frame", leave=False, disable=not progress
-    )
-    for fr in bar:
-        result = pipeline.step(fr.source_rgb, fr.source_mask, fr.target_rgb)
-        if fr.source_mask is None:  # no query mask: the submission holds no prediction here
-            continue
-        if result.skipped:  # query mask unusable at model resolution: report "not visible"
-            mask, score = np.zeros(shape, bool), 0.0
-        else:
-            mask = resize_nearest(result.mask, shape)
-            score = float(result.visible) if confidence == "area" else result.confidence
-        out.append([fr.frame, encode_rle(mask), score])
+    first = units[0]
+    numbers = first.frame_numbers(all_frames=True)
+    pipeline.reset(num_frames=len(numbers), num_objects=len(units))
+    out: list[list[list]] = [[] for _ in units]
+    label = f"{first.take[:8]} {first.obj[:12]}" + (f" +{len(units) - 1}" if len(units) > 1 else "")
+    for frame in tqdm(numbers, desc=label, unit="frame", leave=False, disable=not progress):
+        masks = [u.query_mask(frame) for u in units]
+        src, tgt = first.load_rgb(first.query_cam, frame), first.load_rgb(first.target_cam, frame)
+        results = pipeline.step(src, masks, tgt)
+        for unit, mask_in, result, preds in zip(units, masks, results, out, strict=True):
+            if mask_in is None:  # no query mask: the submission holds no prediction here
+                continue
+            shape = unit.target_eval_shape
+            if result.skipped:  # query mask unusable at model resolution: report "not visible"
+                mask, score = np.zeros(shape, bool), 0.0
+            else:
+                mask = resize_nearest(result.mask, shape)
+                score = float(result.visible) if confidence == "area" else result.confidence
+            preds.append([frame, encode_rle(mask), score])
     return out
+
+
+class PassPredictions:
+    """Per-unit predictions for `write_split`, from passes: a unit's pass is predicted when its first unit is
+    asked for, the others' results kept until they are asked for."""
+
+    def __init__(
+        self, passes: list[list[EvaluationUnit]], predict: Callable[[list[EvaluationUnit]], list[list[list]]]
+    ) -> None:
+        self._pass = {unit_key(u): p for p in passes for u in p}
+        self._predict, self._kept = predict, {}
+
+    def __call__(self, unit: EvaluationUnit) -> list[list]:
+        key = unit_key(unit)
+        if key not in self._kept:
+            group = self._pass[key]
+            self._kept.update(zip((unit_key(u) for u in group), self._predict(group), strict=True))
+        return self._kept.pop(key)
 
 
 def write_split(

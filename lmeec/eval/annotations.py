@@ -180,6 +180,14 @@ class EvaluationUnit:
         except (OSError, SyntaxError, ValueError) as exc:  # truncated or not an image: name the file
             raise ValueError(f"{path}: cannot read this frame ({exc})") from exc
 
+    def frame_numbers(self, all_frames: bool = False) -> list[int]:
+        """The frames `frames` yields: required ones, or with `all_frames` every frame annotated in either camera."""
+        if not all_frames:
+            return self.required_frames
+        return sorted(
+            set(self.query.annotated_frames) | set(self.query.masks) | set(self.target.annotated_frames)
+        )
+
     def frames(self, all_frames: bool = False) -> Iterator[UnitFrame]:
         """Yield frames lazily (one pair of images in memory at a time), by default the required frames
         (those with a query mask, which a submission must predict).
@@ -188,13 +196,7 @@ class EvaluationUnit:
         where the query has none — the sequence a tracker with memory walks through.
         """
         counted = set(self.counted_frames)
-        if all_frames:
-            numbers = sorted(
-                set(self.query.annotated_frames) | set(self.query.masks) | set(self.target.annotated_frames)
-            )
-        else:
-            numbers = self.required_frames
-        for frame in numbers:
+        for frame in self.frame_numbers(all_frames):
             is_counted = frame in counted
             yield UnitFrame(
                 frame=frame,

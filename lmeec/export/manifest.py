@@ -14,7 +14,7 @@ from pathlib import Path
 from lmeec.files import atomic_write_json, read_json, sha256
 from lmeec.model.config import Preset, get_preset
 from lmeec.model.source_tracker import tracker_preset
-from lmeec.model.stages import STAGES, TensorSpec
+from lmeec.model.stages import STAGES, TensorSpec, graph_name, object_profiles
 from lmeec.model.tracker_stages import TRACKER_STAGES
 
 MANIFEST = "manifest.json"
@@ -56,6 +56,7 @@ class Manifest:
     versions: dict[str, str]
     tensorrt: dict = field(default_factory=dict)  # filled by `lmeec build trt`
     source_mask: str = "research"
+    max_objects: int = 1  # object batch profiles exported: lmeec.model.stages.object_profiles(max_objects)
     model: str = "lmeec"  # or "tracker": the source tracker's stages (preset "tracker-<trunk>")
     image_size: int | None = None  # the tracker's image size (LM-EEC presets fix their own)
 
@@ -110,6 +111,7 @@ def read_manifest(folder: Path | str) -> Manifest:
             data["versions"],
             data.get("tensorrt", {}),
             data.get("source_mask", "research"),
+            int(data.get("max_objects", 1)),
             data.get("model", "lmeec"),
             data.get("image_size"),
         )
@@ -141,7 +143,7 @@ def check_manifest(
         )
     if preset is not None and get_preset(preset).name != manifest.preset:
         raise ValueError(f"{folder}: engines were exported for preset {manifest.preset!r}, not {preset!r}")
-    expected = _expected_specs(manifest.preset_config, manifest.model)
+    expected = _expected_specs(manifest.preset_config, manifest.max_objects, manifest.model)
     missing = sorted(set(expected) - set(manifest.graphs))
     if missing:
         raise ValueError(f"{folder}: manifest lacks graph(s) {', '.join(missing)}")
@@ -162,11 +164,17 @@ def check_manifest(
 
 
 def _expected_specs(
-    preset: Preset, model: str = "lmeec"
+    preset: Preset, max_objects: int = 1, model: str = "lmeec"
 ) -> dict[str, tuple[list[TensorSpec], list[TensorSpec]]]:
-    """Stage I/O for a preset (specs depend on the preset only, not on weights)."""
-    stages = TRACKER_STAGES if model == "tracker" else STAGES
-    return {cls.name: (cls.input_specs(preset), cls.output_specs(preset)) for cls in stages}
+    """Stage I/O for a preset and its object profiles (specs depend on those only, not on weights)."""
+    if model == "tracker":  # one object, its own stages
+        return {cls.name: (cls.input_specs(preset), cls.output_specs(preset)) for cls in TRACKER_STAGES}
+    return {
+        graph_name(cls.name, k): (cls.input_specs(preset, k), cls.output_specs(preset, k))
+        for k in object_profiles(max_objects)
+        for cls in STAGES
+        if k == 1 or cls.batched
+    }
 
 
 def _fmt(specs: list[TensorSpec]) -> str:

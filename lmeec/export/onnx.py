@@ -80,14 +80,16 @@ def export_onnx(
     simplify: bool = True,
     overwrite: bool = False,
     progress: bool = True,
+    max_objects: int = 8,
 ) -> Manifest:
-    """Write one ONNX file per stage and manifest.json into `out` (atomically: all or nothing).
+    """Write one ONNX file per stage and object profile, and manifest.json, into `out` (all or nothing).
 
     Export always runs on the CPU in float32 so that the graphs do not depend on the exporting device.
+    `max_objects` sets the object batch profiles (1, 2, 4, … up to it) of the per-object stages.
     """
     model = model.to("cpu").float().eval()
     return _write_folder(
-        build_stages(model),
+        build_stages(model, max_objects),
         out,
         checkpoint,
         seed,
@@ -97,6 +99,7 @@ def export_onnx(
         preset=model.preset.name,
         compression=model.preset.memory.compression,
         source_mask=model.preset.source_mask,
+        max_objects=max_objects,
     )
 
 

@@ -291,6 +291,7 @@ def build_trt(
             graphs=graphs,
             checkpoint=manifest.checkpoint,
             versions={**manifest.versions, "tensorrt": str(trt.__version__)},
+            max_objects=manifest.max_objects,
             tensorrt={
                 "version": str(trt.__version__),
                 **gpu,

@@ -93,13 +93,28 @@ def vanished_mask_warning(t: int, mask: np.ndarray, size: int) -> str:
     )
 
 
-def check_step(
-    source_frame: object, source_mask: object, target_frame: object
-) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
-    """Validate one synchronised pair and its source mask (None or empty means: skip this frame)."""
+def check_step_objects(
+    source_frame: object, source_masks: object, target_frame: object, num_objects: int
+) -> tuple[np.ndarray, list[np.ndarray | None], np.ndarray, bool]:
+    """Validate a pair and its objects' source masks: one H×W mask (or None) means K = 1, otherwise a
+    [K, H, W] array or a sequence of K masks (each may be None). Returns (source, masks, target, single)."""
     source = check_frame(source_frame, "source frame")
     target = check_frame(target_frame, "target frame")
-    return source, check_mask(source_mask, source.shape[:2]), target
+    hw = source.shape[:2]
+    if isinstance(source_masks, (list, tuple)):
+        masks = [check_mask(m, hw, f"source mask of object {k}") for k, m in enumerate(source_masks)]
+        single = False
+    elif source_masks is None or _as_numpy(source_masks, "source masks").ndim == 2:
+        masks, single = [check_mask(source_masks, hw)], True
+    else:
+        arr = _as_numpy(source_masks, "source masks")
+        if arr.ndim != 3:
+            raise ValueError(f"source masks must be H×W or K×H×W, got shape {tuple(arr.shape)}")
+        masks = [check_mask(m, hw, f"source mask of object {k}") for k, m in enumerate(arr)]
+        single = False
+    if len(masks) != num_objects:
+        raise ValueError(f"got source masks for {len(masks)} object(s), the take was reset for {num_objects}")
+    return source, masks, target, single
 
 
 class FrameClock:
@@ -162,5 +177,5 @@ def mask_to_input(mask: np.ndarray, size: int, t: int = 0) -> Tensor:
     m = F.interpolate(m, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
     m = (m >= 0.5).float()
     if mask.any() and not m.any():
-        warnings.warn(vanished_mask_warning(t, mask, size), stacklevel=3)
+        warnings.warn(vanished_mask_warning(t, mask, size), stacklevel=4)  # the caller of Correspondence.step
     return m

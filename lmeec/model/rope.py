@@ -31,7 +31,8 @@ class RealRoPEAttention(RoPEAttention):
 
     Keys are rotated in blocks of the query length (sam2's `rope_k_repeat`); the last
     `num_k_exclude_rope` keys (object pointers) are not rotated. An optional additive `key_bias`
-    [N_k] masks keys out (empty bank slots) without changing the result for the remaining keys.
+    [N_k] (or [B, N_k], one row per batch element) masks keys out (empty bank slots) without changing the
+    result for the remaining keys.
     """
 
     def __init__(self, *args, feat_sizes: tuple[int, int] = (30, 30), **kwargs) -> None:
@@ -67,6 +68,6 @@ class RealRoPEAttention(RoPEAttention):
         k = torch.cat((k_rope, k[..., n_rope:, :]), dim=-2) if num_k_exclude_rope else k_rope
 
         key_bias = self.key_bias if key_bias is None else key_bias
-        mask = None if key_bias is None else key_bias.to(q.dtype).view(1, 1, 1, -1)
+        mask = None if key_bias is None else key_bias.to(q.dtype).reshape(-1, 1, 1, key_bias.shape[-1])
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         return self.out_proj(self._recombine_heads(out))

@@ -5,6 +5,10 @@ Shapes (S = image size, g = S/16, T = g², C = 256, M = 64): every input and out
 content-independent tensors (sine position encodings, RoPE tables, prompt tokens) are constants inside
 the graphs. Empty bank slots and pointers are masked by additive key biases, so a warm-up frame with k
 valid slots gives the same result as the reference's shorter sequence.
+
+Several objects: every stage after the image encoder also exists for a batch of K objects (graph name
+`<stage>_k<K>`, K from `object_profiles`); the target view's features enter once and are expanded over K
+inside the graph. K = 1 keeps the plain names and shapes.
 """
 
 from __future__ import annotations
@@ -48,29 +52,55 @@ def key_bias(model: LMEEC, bias: Tensor | None) -> Iterator[None]:
             attn.key_bias = None
 
 
+def object_profiles(max_objects: int) -> tuple[int, ...]:
+    """Object batch sizes exported for a maximum K: powers of two below it, and K itself (8 -> 1, 2, 4, 8)."""
+    if max_objects < 1:
+        raise ValueError(f"max_objects must be at least 1, got {max_objects}")
+    return tuple(
+        sorted({2**i for i in range(max_objects.bit_length()) if 2**i < max_objects} | {max_objects})
+    )
+
+
+def graph_name(stage: str, objects: int = 1) -> str:
+    """Graph name of a stage at object batch K: the stage's name at K = 1, `<stage>_k<K>` above."""
+    return stage if objects == 1 else f"{stage}_k{objects}"
+
+
+def _per_object(objects: int, *shape: int) -> tuple[int, ...]:
+    """A per-object input's shape: unchanged at K = 1 (the single-object graphs), a leading K above."""
+    return shape if objects == 1 else (objects, *shape)
+
+
 class Stage(nn.Module):
-    """A stage over the shared LMEEC weights with declared static inputs and outputs."""
+    """A stage over the shared LMEEC weights with declared static inputs and outputs, for K objects."""
 
     name: str
+    batched: bool = True  # runs once per object (False: once per frame pair, whatever K)
 
-    def __init__(self, model: LMEEC) -> None:
+    def __init__(self, model: LMEEC, objects: int = 1) -> None:
         super().__init__()
         self.model = model
         self.preset = model.preset
+        self.objects = objects
+        self.graph = graph_name(self.name, objects)
 
     @classmethod
-    def input_specs(cls, p: Preset) -> list[TensorSpec]:
+    def input_specs(cls, p: Preset, objects: int = 1) -> list[TensorSpec]:
         raise NotImplementedError
 
     @classmethod
-    def output_specs(cls, p: Preset) -> list[TensorSpec]:
+    def output_specs(cls, p: Preset, objects: int = 1) -> list[TensorSpec]:
         raise NotImplementedError
 
     def inputs(self) -> list[TensorSpec]:
-        return self.input_specs(self.preset)
+        return self.input_specs(self.preset, self.objects)
 
     def outputs(self) -> list[TensorSpec]:
-        return self.output_specs(self.preset)
+        return self.output_specs(self.preset, self.objects)
+
+    def _expand(self, x: Tensor) -> Tensor:
+        """The target view's [1, …] tensor repeated for the K objects."""
+        return x.expand(self.objects, *x.shape[1:])
 
     def example_inputs(self, generator: torch.Generator | None = None) -> tuple[Tensor, ...]:
         """Random inputs of the declared shapes (valid flags set to 1, indices in range)."""
@@ -93,14 +123,15 @@ class ImageEncoderStage(Stage):
     """Both views at once: normalised frames [2,3,S,S] -> high-res maps and stride-16 features."""
 
     name = "image_encoder"
+    batched = False
 
     @classmethod
-    def input_specs(cls, p: Preset) -> list[TensorSpec]:
+    def input_specs(cls, p: Preset, objects: int = 1) -> list[TensorSpec]:
         s = p.image_size
         return [TensorSpec("images", (2, 3, s, s))]
 
     @classmethod
-    def output_specs(cls, p: Preset) -> list[TensorSpec]:
+    def output_specs(cls, p: Preset, objects: int = 1) -> list[TensorSpec]:
         g = p.grid
         return [
             TensorSpec("feat_s0", (2, 32, 4 * g, 4 * g)),
@@ -114,21 +145,23 @@ class ImageEncoderStage(Stage):
 
 
 class MemoryEncoderStage(Stage):
-    """Batch 2 (source memory from its 0/1 mask, target memory from predicted logits) -> tokens [2,T,64]."""
+    """Batch 2K (K source memories from their 0/1 masks, then K target memories from predicted logits)
+    -> tokens [2K,T,64]."""
 
     name = "memory_encoder"
 
     @classmethod
-    def input_specs(cls, p: Preset) -> list[TensorSpec]:
+    def input_specs(cls, p: Preset, objects: int = 1) -> list[TensorSpec]:
+        b = 2 * objects
         return [
-            TensorSpec("feats", (2, p.d_model, p.grid, p.grid)),
-            TensorSpec("mask_logits", (2, 1, p.image_size, p.image_size)),
-            TensorSpec("object_score", (2, 1)),
+            TensorSpec("feats", (b, p.d_model, p.grid, p.grid)),
+            TensorSpec("mask_logits", (b, 1, p.image_size, p.image_size)),
+            TensorSpec("object_score", (b, 1)),
         ]
 
     @classmethod
-    def output_specs(cls, p: Preset) -> list[TensorSpec]:
-        return [TensorSpec("memory", (2, p.tokens, p.mem_dim))]
+    def output_specs(cls, p: Preset, objects: int = 1) -> list[TensorSpec]:
+        return [TensorSpec("memory", (2 * objects, p.tokens, p.mem_dim))]
 
     def forward(self, feats: Tensor, mask_logits: Tensor, object_score: Tensor) -> Tensor:
         memory, _ = self.model.encode_memory(feats, mask_logits, object_score)
@@ -136,8 +169,8 @@ class MemoryEncoderStage(Stage):
 
 
 class _AttentionStage(Stage):
-    def __init__(self, model: LMEEC) -> None:
-        super().__init__(model)
+    def __init__(self, model: LMEEC, objects: int = 1) -> None:
+        super().__init__(model, objects)
         g, s = self.preset.grid, self.preset.image_size
         device = next(model.parameters()).device
         with torch.no_grad():
@@ -156,8 +189,8 @@ class _AttentionStage(Stage):
     ) -> Tensor:
         with key_bias(self.model, bias):
             return self.model.attend(
-                feats,
-                self.get_buffer("target_pos"),
+                self._expand(feats),
+                self._expand(self.get_buffer("target_pos")),
                 memory.transpose(0, 1),
                 memory_pos.transpose(0, 1),
                 n_ptr,
@@ -170,18 +203,18 @@ class ViewAttentionStage(_AttentionStage):
     name = "memory_attention_view"
 
     @classmethod
-    def input_specs(cls, p: Preset) -> list[TensorSpec]:
+    def input_specs(cls, p: Preset, objects: int = 1) -> list[TensorSpec]:
         return [
             TensorSpec("feats", (1, p.d_model, p.grid, p.grid)),
-            TensorSpec("memory", (1, p.tokens, p.mem_dim)),
+            TensorSpec("memory", (objects, p.tokens, p.mem_dim)),
         ]
 
     @classmethod
-    def output_specs(cls, p: Preset) -> list[TensorSpec]:
-        return [TensorSpec("f_view", (1, p.d_model, p.grid, p.grid))]
+    def output_specs(cls, p: Preset, objects: int = 1) -> list[TensorSpec]:
+        return [TensorSpec("f_view", (objects, p.d_model, p.grid, p.grid))]
 
     def forward(self, feats: Tensor, memory: Tensor) -> Tensor:
-        return self._attend(feats, memory, self.get_buffer("memory_pos")[None], 0, None)
+        return self._attend(feats, memory, self._expand(self.get_buffer("memory_pos")[None]), 0, None)
 
 
 class BankAttentionStage(_AttentionStage):
@@ -206,19 +239,19 @@ class BankAttentionStage(_AttentionStage):
         return cls.slots(p) * p.tokens + cls.pointers(p) * POINTER_SPLIT
 
     @classmethod
-    def input_specs(cls, p: Preset) -> list[TensorSpec]:
+    def input_specs(cls, p: Preset, objects: int = 1) -> list[TensorSpec]:
         return [
             TensorSpec("feats", (1, p.d_model, p.grid, p.grid)),
-            TensorSpec("bank", (1, cls.keys(p), p.mem_dim)),
+            TensorSpec("bank", (objects, cls.keys(p), p.mem_dim)),
             TensorSpec("slot_tpos", (cls.slots(p),), "int64"),
-            TensorSpec("slot_valid", (cls.slots(p),)),
-            TensorSpec("pointer_dist", (cls.pointers(p),)),
-            TensorSpec("pointer_valid", (cls.pointers(p),)),
+            TensorSpec("slot_valid", _per_object(objects, cls.slots(p))),
+            TensorSpec("pointer_dist", _per_object(objects, cls.pointers(p))),
+            TensorSpec("pointer_valid", _per_object(objects, cls.pointers(p))),
         ]
 
     @classmethod
-    def output_specs(cls, p: Preset) -> list[TensorSpec]:
-        return [TensorSpec("f_mem", (1, p.d_model, p.grid, p.grid))]
+    def output_specs(cls, p: Preset, objects: int = 1) -> list[TensorSpec]:
+        return [TensorSpec("f_mem", (objects, p.d_model, p.grid, p.grid))]
 
     def forward(
         self,
@@ -229,16 +262,23 @@ class BankAttentionStage(_AttentionStage):
         pointer_dist: Tensor,
         pointer_valid: Tensor,
     ) -> Tensor:
-        model, tokens = self.model, self.preset.tokens
+        model, tokens, k = self.model, self.preset.tokens, self.objects
+        slot_valid, pointer_dist, pointer_valid = (
+            x.reshape(k, -1) for x in (slot_valid, pointer_dist, pointer_valid)
+        )
         tpos = model.maskmem_tpos_enc.flatten(1)[slot_tpos]  # [slots, 64]
         slot_pos = (self.get_buffer("memory_pos")[None] + tpos[:, None]).flatten(0, 1)  # [slots*T, 64]
         ptr_pos = model.obj_ptr_tpos_proj(get_1d_sine_pe(pointer_dist, dim=model.hidden_dim))
-        ptr_pos = ptr_pos.repeat_interleave(POINTER_SPLIT, dim=0)  # [pointers*4, 64]
-        memory_pos = torch.cat((slot_pos, ptr_pos))[None]
+        ptr_pos = ptr_pos.repeat_interleave(POINTER_SPLIT, dim=1)  # [K, pointers*4, 64]
+        memory_pos = torch.cat((self._expand(slot_pos[None]), ptr_pos), dim=1)
         valid = torch.cat(
-            (slot_valid.repeat_interleave(tokens), pointer_valid.repeat_interleave(POINTER_SPLIT))
+            (
+                slot_valid.repeat_interleave(tokens, dim=1),
+                pointer_valid.repeat_interleave(POINTER_SPLIT, dim=1),
+            ),
+            dim=1,
         )
-        bias = (1.0 - valid) * MASKED
+        bias = (1.0 - valid) * MASKED  # [K, keys]
         return self._attend(feats, bank, memory_pos, self.pointers(self.preset) * POINTER_SPLIT, bias)
 
 
@@ -248,13 +288,13 @@ class MoEFusionStage(Stage):
     name = "moe_fusion"
 
     @classmethod
-    def input_specs(cls, p: Preset) -> list[TensorSpec]:
-        shape = (1, p.d_model, p.grid, p.grid)
+    def input_specs(cls, p: Preset, objects: int = 1) -> list[TensorSpec]:
+        shape = (objects, p.d_model, p.grid, p.grid)
         return [TensorSpec("f_mem", shape), TensorSpec("f_view", shape)]
 
     @classmethod
-    def output_specs(cls, p: Preset) -> list[TensorSpec]:
-        return [TensorSpec("fused", (1, p.d_model, p.grid, p.grid))]
+    def output_specs(cls, p: Preset, objects: int = 1) -> list[TensorSpec]:
+        return [TensorSpec("fused", (objects, p.d_model, p.grid, p.grid))]
 
     def forward(self, f_mem: Tensor, f_view: Tensor) -> Tensor:
         return self.model.fuse(f_mem, f_view)
@@ -266,26 +306,27 @@ class MaskDecoderStage(Stage):
     name = "mask_decoder"
 
     @classmethod
-    def input_specs(cls, p: Preset) -> list[TensorSpec]:
+    def input_specs(cls, p: Preset, objects: int = 1) -> list[TensorSpec]:
         g = p.grid
         return [
-            TensorSpec("fused", (1, p.d_model, g, g)),
+            TensorSpec("fused", (objects, p.d_model, g, g)),
             TensorSpec("feat_s0", (1, 32, 4 * g, 4 * g)),
             TensorSpec("feat_s1", (1, 64, 2 * g, 2 * g)),
         ]
 
     @classmethod
-    def output_specs(cls, p: Preset) -> list[TensorSpec]:
+    def output_specs(cls, p: Preset, objects: int = 1) -> list[TensorSpec]:
+        k = objects
         return [
-            TensorSpec("low_res_logits", (1, 1, p.low_res, p.low_res)),
-            TensorSpec("logits", (1, 1, p.image_size, p.image_size)),
-            TensorSpec("iou", (1, 1)),
-            TensorSpec("object_score", (1, 1)),
-            TensorSpec("pointer", (1, p.d_model)),
+            TensorSpec("low_res_logits", (k, 1, p.low_res, p.low_res)),
+            TensorSpec("logits", (k, 1, p.image_size, p.image_size)),
+            TensorSpec("iou", (k, 1)),
+            TensorSpec("object_score", (k, 1)),
+            TensorSpec("pointer", (k, p.d_model)),
         ]
 
     def forward(self, fused: Tensor, feat_s0: Tensor, feat_s1: Tensor) -> tuple[Tensor, ...]:
-        d = self.model.decode(fused, feat_s0, feat_s1)
+        d = self.model.decode(fused, self._expand(feat_s0), self._expand(feat_s1))
         return d.low_res_logits, self.model.upsample(d.low_res_logits), d.iou, d.object_score, d.pointer
 
 
@@ -299,6 +340,9 @@ STAGES: tuple[type[Stage], ...] = (
 )
 
 
-def build_stages(model: LMEEC) -> dict[str, Stage]:
-    """All stages over one model's weights, by graph name."""
-    return {cls.name: cls(model).eval() for cls in STAGES}
+def build_stages(model: LMEEC, max_objects: int = 1) -> dict[str, Stage]:
+    """All stages over one model's weights, by graph name, for every object profile up to max_objects."""
+    stages = {cls.name: cls(model).eval() for cls in STAGES}
+    for k in object_profiles(max_objects)[1:]:
+        stages |= {graph_name(cls.name, k): cls(model, k).eval() for cls in STAGES if cls.batched}
+    return stages

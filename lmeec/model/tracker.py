@@ -14,7 +14,13 @@ from lmeec.model.checkpoint import is_random, load_into, random_weights_warning,
 from lmeec.model.config import Compression, Preset, SourceMask, get_preset
 from lmeec.model.memory import TakeMemory, temporal_indices
 from lmeec.model.network import LMEEC, FrameFeatures, build_model
-from lmeec.model.preprocess import FrameClock, check_step, encode_source_mask, frame_to_tensor, mask_to_input
+from lmeec.model.preprocess import (
+    FrameClock,
+    check_step_objects,
+    encode_source_mask,
+    frame_to_tensor,
+    mask_to_input,
+)
 
 VISIBLE_AREA = 0.001  # research rule: visible if the mask covers more than 0.1 % of the frame
 
@@ -43,6 +49,10 @@ class Correspondence:
     >>> tracker = Correspondence("b+", "lmeec.pt", device="cuda")
     >>> tracker.reset(num_frames=len(frames))          # omit num_frames for a live stream
     >>> result = tracker.step(ego_rgb, ego_mask, exo_rgb)
+
+    Several objects share each frame pair's image encoding; each keeps its own banks and pointers:
+    >>> tracker.reset(num_frames=len(frames), num_objects=3)
+    >>> results = tracker.step(ego_rgb, ego_masks, exo_rgb)   # masks [3, H, W] -> list of 3 StepResult
     """
 
     def __init__(
@@ -72,10 +82,22 @@ class Correspondence:
             warnings.warn(random_weights_warning(self.weights), stacklevel=2)
         self.reset()
 
-    def reset(self, num_frames: int | None = None) -> None:
-        """Start a new take; pass its length when known (it sets the pointers' t_diff_max)."""
+    def reset(self, num_frames: int | None = None, num_objects: int = 1) -> None:
+        """Start a new take; pass its length when known (it sets the pointers' t_diff_max) and how many
+        objects each step carries masks for (each gets its own memory)."""
+        if num_objects < 1:
+            raise ValueError(f"num_objects must be at least 1, got {num_objects}")
         self.clock = FrameClock(num_frames)
-        self.memory = TakeMemory(self.preset.memory, num_frames)
+        self.memories = [TakeMemory(self.preset.memory, num_frames) for _ in range(num_objects)]
+
+    @property
+    def num_objects(self) -> int:
+        return len(self.memories)
+
+    @property
+    def memory(self) -> TakeMemory:
+        """The first object's memory (the only one in a single-object take)."""
+        return self.memories[0]
 
     @property
     def frame_index(self) -> int:
@@ -93,21 +115,34 @@ class Correspondence:
     def step(
         self,
         source_frame: object,
-        source_mask: object,
+        source_masks: object,
         target_frame: object,
         features: FrameFeatures | None = None,
-    ) -> StepResult:
-        """Process the next synchronised pair; frame t is skipped if its source mask is empty or None.
+    ) -> StepResult | list[StepResult]:
+        """Process the next synchronised pair.
 
+        source_masks: one bool H×W mask (K = 1; returns one StepResult), or K masks as [K, H, W] or a
+        sequence (returns a list of K StepResult, in object order). An object whose mask is empty or None
+        is skipped at this frame, for that object only; both frames are encoded once for all objects.
         `features`: this pair's `encode` output when already computed (prompted mode with a shared encoder).
         """
-        source, mask, target = check_step(source_frame, source_mask, target_frame)
+        source, masks, target, single = check_step_objects(
+            source_frame, source_masks, target_frame, self.num_objects
+        )
         t = self.clock.advance()
-        if mask is None or not mask.any():
-            return StepResult(frame_index=t, skipped=True)
+        results = [StepResult(frame_index=t, skipped=True) for _ in masks]
+        active = [k for k, m in enumerate(masks) if m is not None and m.any()]
+        if active:
+            frames = features if features is not None else self.encode(source, target)
+            for k in active:
+                results[k] = self._step_object(t, self.memories[k], frames, masks[k], target.shape[:2])
+        return results[0] if single else results
 
+    def _step_object(
+        self, t: int, memory: TakeMemory, frames: FrameFeatures, mask: np.ndarray, target_hw: tuple[int, int]
+    ) -> StepResult:
+        """One object's step at frame t over the shared image encoding (its own banks and pointers)."""
         model, size = self.model, self.preset.image_size
-        frames = features if features is not None else self.encode(source, target)
         src, tgt = frames.select(0), frames.select(1)
 
         positive = torch.ones(1, 1, device=self.device)  # the source mask is taken as present
@@ -115,19 +150,19 @@ class Correspondence:
         src_mem, mem_pos = model.encode_memory(src.feats, mask_in, positive)
         f_view = model.attend(tgt.feats, tgt.pos, _tokens(src_mem), _tokens(mem_pos))
 
-        view = self.memory.view(t)
+        view = memory.view(t)
         if view.empty:
             fused = f_view  # frame 0 (or no stored memory yet): the view expert alone
         else:
-            memory, memory_pos, n_ptr = self._bank_sequence(view, _tokens(mem_pos))
-            f_mem = model.attend(tgt.feats, tgt.pos, memory, memory_pos, num_pointer_tokens=n_ptr)
+            keys, keys_pos, n_ptr = self._bank_sequence(view, _tokens(mem_pos), memory.t_diff_max)
+            f_mem = model.attend(tgt.feats, tgt.pos, keys, keys_pos, num_pointer_tokens=n_ptr)
             fused = model.fuse(f_mem, f_view)
 
         decoded = model.decode(fused, tgt.feat_s0, tgt.feat_s1)
         logits = model.upsample(decoded.low_res_logits)
-        native = model.upsample(decoded.low_res_logits, size=target.shape[:2])
+        native = model.upsample(decoded.low_res_logits, size=target_hw)
         tgt_mem, _ = model.encode_memory(tgt.feats, logits, decoded.object_score)
-        self.memory.store(t, _tokens(src_mem)[:, 0], _tokens(tgt_mem)[:, 0], decoded.pointer[0])
+        memory.store(t, _tokens(src_mem)[:, 0], _tokens(tgt_mem)[:, 0], decoded.pointer[0])
 
         mask_model = (logits[0, 0] > 0).cpu().numpy()
         score = float(decoded.object_score)
@@ -146,7 +181,7 @@ class Correspondence:
             pointer_t_diffs=tuple(d for d, _ in view.pointers),
         )
 
-    def _bank_sequence(self, view, slot_pos: Tensor) -> tuple[Tensor, Tensor, int]:
+    def _bank_sequence(self, view, slot_pos: Tensor, t_diff_max: int) -> tuple[Tensor, Tensor, int]:
         """Memory-expert keys: source slots, target slots, pointer tokens, with their encodings [M, 1, 64]."""
         tpos = self.model.maskmem_tpos_enc  # [num_maskmem, 1, 1, 64]
         memory, memory_pos = [], []
@@ -158,7 +193,7 @@ class Correspondence:
         if view.pointers:
             t_diffs = torch.tensor([d for d, _ in view.pointers], device=self.device)
             pointers = torch.stack([p for _, p in view.pointers])
-            tokens, pos = self.model.pointer_tokens(pointers, t_diffs, self.memory.t_diff_max)
+            tokens, pos = self.model.pointer_tokens(pointers, t_diffs, t_diff_max)
             memory.append(tokens[:, None])
             memory_pos.append(pos[:, None])
             n_ptr = tokens.shape[0]

@@ -35,11 +35,11 @@ class TrackerImageEncoderStage(Stage):
     name = "tracker_image_encoder"
 
     @classmethod
-    def input_specs(cls, p: Preset) -> list[TensorSpec]:
+    def input_specs(cls, p: Preset, objects: int = 1) -> list[TensorSpec]:
         return [TensorSpec("image", (1, 3, p.image_size, p.image_size))]
 
     @classmethod
-    def output_specs(cls, p: Preset) -> list[TensorSpec]:
+    def output_specs(cls, p: Preset, objects: int = 1) -> list[TensorSpec]:
         g = p.grid
         return [
             TensorSpec("feat_s0", (1, 32, 4 * g, 4 * g)),
@@ -79,7 +79,7 @@ class TrackerMemoryAttentionStage(Stage):
         self.register_buffer("memory_pos", _flat(memory_pos[-1])[:, 0], persistent=False)  # [T,64]
 
     @classmethod
-    def input_specs(cls, p: Preset) -> list[TensorSpec]:
+    def input_specs(cls, p: Preset, objects: int = 1) -> list[TensorSpec]:
         return [
             TensorSpec("feats", (1, p.d_model, p.grid, p.grid)),
             TensorSpec("slot_memory", (MEMORY_SLOTS, p.tokens, p.mem_dim)),
@@ -91,7 +91,7 @@ class TrackerMemoryAttentionStage(Stage):
         ]
 
     @classmethod
-    def output_specs(cls, p: Preset) -> list[TensorSpec]:
+    def output_specs(cls, p: Preset, objects: int = 1) -> list[TensorSpec]:
         return [TensorSpec("pix_feat", (1, p.d_model, p.grid, p.grid))]
 
     def forward(
@@ -150,7 +150,7 @@ class TrackerDecoderStage(Stage):
             self.register_buffer(name, value.detach().clone(), persistent=False)
 
     @classmethod
-    def input_specs(cls, p: Preset) -> list[TensorSpec]:
+    def input_specs(cls, p: Preset, objects: int = 1) -> list[TensorSpec]:
         g = p.grid
         return [
             TensorSpec("pix_feat", (1, p.d_model, g, g)),
@@ -159,7 +159,7 @@ class TrackerDecoderStage(Stage):
         ]
 
     @classmethod
-    def output_specs(cls, p: Preset) -> list[TensorSpec]:
+    def output_specs(cls, p: Preset, objects: int = 1) -> list[TensorSpec]:
         return [
             TensorSpec("low_res_logits", (1, 1, p.low_res, p.low_res)),
             TensorSpec("object_score", (1, 1)),
@@ -196,7 +196,7 @@ class TrackerMemoryEncoderStage(Stage):
     name = "tracker_memory_encoder"
 
     @classmethod
-    def input_specs(cls, p: Preset) -> list[TensorSpec]:
+    def input_specs(cls, p: Preset, objects: int = 1) -> list[TensorSpec]:
         return [
             TensorSpec("feats", (1, p.d_model, p.grid, p.grid)),
             TensorSpec("low_res_logits", (1, 1, p.low_res, p.low_res)),
@@ -204,7 +204,7 @@ class TrackerMemoryEncoderStage(Stage):
         ]
 
     @classmethod
-    def output_specs(cls, p: Preset) -> list[TensorSpec]:
+    def output_specs(cls, p: Preset, objects: int = 1) -> list[TensorSpec]:
         return [TensorSpec("memory", (1, p.tokens, p.mem_dim))]
 
     def forward(self, feats: Tensor, low_res_logits: Tensor, object_score: Tensor) -> Tensor:

@@ -34,6 +34,7 @@ class Backend(ABC):
     name: str
     preset: Preset
     device: torch.device
+    max_objects: int = 1  # object batch profiles it holds: lmeec.model.stages.object_profiles(max_objects)
     weights: dict  # weight provenance (random + seed, or file + sha256), recorded in every output
 
     @abstractmethod

@@ -7,6 +7,10 @@ p included; steady state: p appended and one slot compressed away if p = t-1, el
 -> view attention -> bank attention + MV-MoE (if the banks hold anything) -> mask decoder -> outputs.
 Encoding p's target memory one step late lets the memory encoder run as one batch of 2 (its result is
 first needed at the next frame), with results identical to the reference order.
+
+Several objects: the image encoder runs once per pair; the later stages run as one batch over the K
+objects (2K in the memory encoder), each object with its own ring and its own pending frame p_k (kept by its ring), so an
+object skipped at t (empty mask) keeps its state untouched while the others advance.
 """
 
 from __future__ import annotations
@@ -22,13 +26,14 @@ from lmeec.model.preprocess import (
     IMAGENET_MEAN,
     IMAGENET_STD,
     FrameClock,
-    check_step,
+    check_step_objects,
     resize_rgb8,
     vanished_mask_warning,
 )
+from lmeec.model.stages import graph_name, object_profiles
 from lmeec.model.tracker import VISIBLE_AREA, StepResult
 from lmeec.runtime.backend import Backend
-from lmeec.runtime.ring import BankRing
+from lmeec.runtime.ring import BankRing, ObjectRings
 
 Section = Callable[[str], AbstractContextManager]
 STAGE_SECTIONS = (
@@ -59,8 +64,24 @@ class _SizeBuffers:
         self.native_host = torch.empty(*target_hw, dtype=torch.bool, pin_memory=device.type == "cuda")
 
 
+def object_profile(backend: Backend, objects: int) -> int:
+    """The smallest exported object batch that holds `objects` (padded objects run masked out)."""
+    if objects < 1:
+        raise ValueError(f"num_objects must be at least 1, got {objects}")
+    fits = [k for k in object_profiles(backend.max_objects) if k >= objects]
+    if not fits:
+        raise ValueError(
+            f"{objects} objects, but these engines hold at most {backend.max_objects}; "
+            f"re-export with `lmeec export onnx --max-objects {objects}`"
+        )
+    return fits[0]
+
+
 class Pipeline:
-    """Frame-by-frame LM-EEC over exported stages; same `reset`/`step` contract as `Correspondence`."""
+    """Frame-by-frame LM-EEC over exported stages; same `reset`/`step` contract as `Correspondence`.
+
+    K objects share the image encoder (batch 2) and run the later stages as one batch of the exported
+    profile P >= K; each object has its own ring, pending frame and results."""
 
     def __init__(self, backend: Backend, section: Section = _no_timing) -> None:
         self.backend, self.section = backend, section
@@ -72,75 +93,100 @@ class Pipeline:
         self.feat_s0 = torch.empty(2, 32, 4 * g, 4 * g, **f)
         self.feat_s1 = torch.empty(2, 64, 2 * g, 2 * g, **f)
         self.feats = torch.empty(2, c, g, g, **f)
-        # memory encoder batch: [source of frame t, target of the pending frame p]
-        self.enc_feats = torch.zeros(2, c, g, g, **f)
-        self.enc_masks = torch.zeros(2, 1, s, s, **f)
-        self.enc_scores = torch.ones(2, 1, **f)  # [0] stays +1: the source mask counts as present
-        self.memory = torch.empty(2, p.tokens, p.mem_dim, **f)
-        self.f_view, self.f_mem, self.fused = (torch.empty(1, c, g, g, **f) for _ in range(3))
-        self.low_res = torch.empty(1, 1, p.low_res, p.low_res, **f)
-        self.iou = torch.empty(1, 1, **f)
-        self.object_score = torch.empty(1, 1, **f)  # own buffer: TensorRT needs 256-byte aligned outputs
-        self.pointer = torch.empty(1, c, **f)
-        self.ring = BankRing(p, dev)
         pin = dev.type == "cuda"
         self._mean = torch.tensor(IMAGENET_MEAN, **f).view(3, 1, 1)
         self._std = torch.tensor(IMAGENET_STD, **f).view(3, 1, 1)
         self._frame_host = torch.empty(2, s, s, 3, dtype=torch.uint8, pin_memory=pin)
-        self._mask_model = torch.empty(1, 1, s, s)  # host: antialiased resize of the source mask
+        self._mask_model = torch.empty(1, 1, s, s)  # host: antialiased resize of a source mask
         self._out_host = torch.empty(2, s, s, pin_memory=pin)  # [0] logits, [1] spare
         self._low_host = torch.empty(p.low_res, p.low_res, pin_memory=pin)
         self._scalars_host = torch.empty(3, pin_memory=pin)  # object score, iou, (spare)
         self._sizes: _SizeBuffers | None = None
-        self._bind()
-        self.reset()
-
-    def _bind(self) -> None:
-        b, ring = self.backend, self.ring
-        self._image_encoder = b.bind(
+        self._image_encoder = backend.bind(
             "image_encoder",
             {"images": self.images},
             {"feat_s0": self.feat_s0, "feat_s1": self.feat_s1, "feats": self.feats},
         )
+        self.profile = 0
+        self.reset()
+
+    def _allocate(self, profile: int) -> None:
+        """Buffers and bindings of the per-object stages for an object batch of `profile`."""
+        p, dev, k = self.preset, self.device, profile
+        s, g, c = p.image_size, p.grid, p.d_model
+        f = dict(device=dev, dtype=torch.float32)
+        # memory encoder batch: [sources of frame t (K), targets of each object's pending frame (K)]
+        self.enc_feats = torch.zeros(2 * k, c, g, g, **f)
+        self.enc_masks = torch.zeros(2 * k, 1, s, s, **f)
+        self.enc_scores = torch.ones(2 * k, 1, **f)  # [:K] stay +1: source masks count as present
+        self.memory = torch.empty(2 * k, p.tokens, p.mem_dim, **f)
+        self.f_view, self.f_mem, self.fused = (torch.zeros(k, c, g, g, **f) for _ in range(3))
+        self.low_res = torch.empty(k, 1, p.low_res, p.low_res, **f)
+        self.logits = torch.empty(k, 1, s, s, **f)
+        self.iou = torch.empty(k, 1, **f)
+        self.object_score = torch.empty(k, 1, **f)  # own buffer: TensorRT needs 256-byte aligned outputs
+        self.pointer = torch.empty(k, c, **f)
+        self.rings = ObjectRings(p, dev, k)
+        self.profile = k
+        self._bind()
+
+    def _bind(self) -> None:
+        b, rings, k = self.backend, self.rings, self.profile
+
+        def per_object(x: torch.Tensor) -> torch.Tensor:  # the K = 1 graphs take these without the K axis
+            return x if k > 1 else x[0]
+
         self._memory_encoder = b.bind(
-            "memory_encoder",
+            graph_name("memory_encoder", k),
             {"feats": self.enc_feats, "mask_logits": self.enc_masks, "object_score": self.enc_scores},
             {"memory": self.memory},
         )
         target = self.feats[1:2]
         self._view = b.bind(
-            "memory_attention_view", {"feats": target, "memory": self.memory[0:1]}, {"f_view": self.f_view}
+            graph_name("memory_attention_view", k),
+            {"feats": target, "memory": self.memory[:k]},
+            {"f_view": self.f_view},
         )
         self._bank = b.bind(
-            "memory_attention_bank",
+            graph_name("memory_attention_bank", k),
             {
                 "feats": target,
-                "bank": ring.bank,
-                "slot_tpos": ring.slot_tpos,
-                "slot_valid": ring.slot_valid,
-                "pointer_dist": ring.pointer_dist,
-                "pointer_valid": ring.pointer_valid,
+                "bank": rings.bank,
+                "slot_tpos": rings.slot_tpos,
+                "slot_valid": per_object(rings.slot_valid),
+                "pointer_dist": per_object(rings.pointer_dist),
+                "pointer_valid": per_object(rings.pointer_valid),
             },
             {"f_mem": self.f_mem},
         )
-        self._moe = b.bind("moe_fusion", {"f_mem": self.f_mem, "f_view": self.f_view}, {"fused": self.fused})
-        # the decoder's logits land where the next memory-encoder batch reads them; its object score is
-        # copied there (enc_scores[1:2] is 4 bytes into its buffer, an address TensorRT refuses)
+        self._moe = b.bind(
+            graph_name("moe_fusion", k), {"f_mem": self.f_mem, "f_view": self.f_view}, {"fused": self.fused}
+        )
         dec_out = {
             "low_res_logits": self.low_res,
-            "logits": self.enc_masks[1:2],
+            "logits": self.logits,
             "iou": self.iou,
             "object_score": self.object_score,
             "pointer": self.pointer,
         }
         high_res = {"feat_s0": self.feat_s0[1:2], "feat_s1": self.feat_s1[1:2]}
-        self._decode_fused = b.bind("mask_decoder", {"fused": self.fused, **high_res}, dec_out)
-        self._decode_view = b.bind("mask_decoder", {"fused": self.f_view, **high_res}, dec_out)
+        decoder = graph_name("mask_decoder", k)
+        self._decode_fused = b.bind(decoder, {"fused": self.fused, **high_res}, dec_out)
+        self._decode_view = b.bind(decoder, {"fused": self.f_view, **high_res}, dec_out)
 
-    def reset(self, num_frames: int | None = None) -> None:
-        """Start a new take (pass its length when known, as for Correspondence)."""
+    def reset(self, num_frames: int | None = None, num_objects: int = 1) -> None:
+        """Start a new take (pass its length when known, as for Correspondence, and its object count)."""
+        profile = object_profile(self.backend, num_objects)
+        if profile != self.profile:
+            self._allocate(profile)
         self.clock = FrameClock(num_frames)  # first: it refuses a num_frames that is not a whole number
-        self.ring.reset(num_frames)
+        self.num_objects = num_objects
+        self.rings.reset(num_frames)
+
+    @property
+    def ring(self) -> BankRing:
+        """The first object's ring (the only one in a single-object take)."""
+        return self.rings[0]
 
     @property
     def frame_index(self) -> int:
@@ -148,45 +194,66 @@ class Pipeline:
         return self.clock.index
 
     @torch.inference_mode()
-    def step(self, source_frame: object, source_mask: object, target_frame: object) -> StepResult:
-        source, mask, target = check_step(source_frame, source_mask, target_frame)
+    def step(
+        self, source_frame: object, source_masks: object, target_frame: object
+    ) -> StepResult | list[StepResult]:
+        """As `Correspondence.step`: one H×W mask gives one StepResult, K masks a list of K."""
+        source, masks, target, single = check_step_objects(
+            source_frame, source_masks, target_frame, self.num_objects
+        )
         t = self.clock.advance()
-        if mask is None or not mask.any():
-            return StepResult(frame_index=t, skipped=True)
+        results = [StepResult(frame_index=t, skipped=True) for _ in masks]
+        active = [k for k, m in enumerate(masks) if m is not None and m.any()]
+        if active:
+            for k, result in self._step(t, source, masks, target, active).items():
+                results[k] = result
+        return results[0] if single else results
 
-        sec, ring = self.section, self.ring
+    def _step(
+        self, t: int, source: np.ndarray, masks: list, target: np.ndarray, active: list[int]
+    ) -> dict[int, StepResult]:
+        sec, rings, n = self.section, self.rings, self.profile
         with sec("preprocess"):
-            self._preprocess(source, mask, target)
+            self._preprocess(source, target, {k: masks[k] for k in active})
         with sec("image_encoder"):
             self._image_encoder()
-            self.enc_feats[0].copy_(self.feats[0])
+            self.enc_feats[:n].copy_(self.feats[0:1].expand(n, -1, -1, -1))
         with sec("memory_encoder"):
             self._memory_encoder()
+        t_diffs = {}
         with sec("bank_update"):
-            ring.incoming(1).copy_(self.memory[1])  # the pending frame's target memory, now encoded
-            ring.update(t)  # warm-up: banks = frames t-6 … t-1; steady state: append t-1 + compress
-            ring.incoming(0).copy_(self.memory[0])
-            t_diffs = ring.prepare(t)
+            for k in active:  # each ring has its own pending frame (that object's last processed one)
+                ring = rings[k]
+                ring.incoming(1).copy_(self.memory[n + k])  # the pending frame's target memory, now encoded
+                ring.update(t)  # warm-up: banks = frames t-6 … t-1; steady state: append t-1 + compress
+                ring.incoming(0).copy_(self.memory[k])
+                t_diffs[k] = ring.prepare(t)
         with sec("view_attention"):
             self._view()
-        if ring.count:
+        with_bank = [k for k in active if rings[k].count]
+        if with_bank:
             with sec("bank_attention"):
                 self._bank()
             with sec("moe_fusion"):
                 self._moe()
+                for k in active:
+                    if not rings[k].count:  # no stored memory yet: the view expert alone
+                        self.fused[k].copy_(self.f_view[k])
             decode = self._decode_fused
         else:
-            decode = self._decode_view  # no stored memory yet: the view expert alone
+            decode = self._decode_view
         with sec("mask_decoder"):
             decode()
-            self.enc_scores[1:2].copy_(self.object_score)
-            ring.pointer_slot(t).copy_(self.pointer[0])
-            self.enc_feats[1].copy_(self.feats[1])
+            for k in active:
+                rings[k].pointer_slot(t).copy_(self.pointer[k])
+                self.enc_masks[n + k].copy_(self.logits[k])  # read by the next memory-encoder batch
+                self.enc_scores[n + k].copy_(self.object_score[k])
+                self.enc_feats[n + k].copy_(self.feats[1])
         with sec("postprocess"):
-            return self._outputs(t, (ring.count, ring.count), t_diffs)
+            return {k: self._outputs(t, k, (rings[k].count, rings[k].count), t_diffs[k]) for k in active}
 
-    def _preprocess(self, source: np.ndarray, mask: np.ndarray, target: np.ndarray) -> None:
-        """Frames: PIL bicubic to S×S (as the reference), normalised into `images`; mask: AA-bilinear, >= 0.5."""
+    def _preprocess(self, source: np.ndarray, target: np.ndarray, masks: dict[int, np.ndarray]) -> None:
+        """Frames: PIL bicubic to S×S (as the reference), normalised into `images`; masks: AA-bilinear, >= 0.5."""
         s = self.preset.image_size
         if (
             self._sizes is None
@@ -199,27 +266,28 @@ class Pipeline:
         self.images.copy_(self._frame_host.permute(0, 3, 1, 2), non_blocking=True)
         self.images.div_(255.0).sub_(self._mean).div_(self._std)
         sizes = self._sizes
-        sizes.mask_host.numpy()[0, 0] = mask
-        torch.ops.aten._upsample_bilinear2d_aa.out(
-            sizes.mask_host, [s, s], False, None, None, out=self._mask_model
-        )
-        self.enc_masks[0].copy_(self._mask_model[0].ge_(0.5), non_blocking=True)
-        if not self._mask_model.numpy().any():  # host buffer: numpy allocates no tensor
-            warnings.warn(vanished_mask_warning(self.clock.index - 1, mask, s), stacklevel=3)
-        if self.preset.source_mask == "sam2":
-            self.enc_masks[0].mul_(20.0).sub_(10.0)
+        for k, mask in masks.items():
+            sizes.mask_host.numpy()[0, 0] = mask
+            torch.ops.aten._upsample_bilinear2d_aa.out(
+                sizes.mask_host, [s, s], False, None, None, out=self._mask_model
+            )
+            self.enc_masks[k].copy_(self._mask_model[0].ge_(0.5), non_blocking=False)
+            if not self._mask_model.numpy().any():  # host buffer: numpy allocates no tensor
+                warnings.warn(vanished_mask_warning(self.clock.index - 1, mask, s), stacklevel=4)
+            if self.preset.source_mask == "sam2":
+                self.enc_masks[k].mul_(20.0).sub_(10.0)
 
-    def _outputs(self, t: int, bank_sizes: tuple[int, int], t_diffs: tuple[int, ...]) -> StepResult:
+    def _outputs(self, t: int, k: int, bank_sizes: tuple[int, int], t_diffs: tuple[int, ...]) -> StepResult:
         sizes = self._sizes
         torch.ops.aten.upsample_bilinear2d.out(
-            self.low_res, list(sizes.target_hw), False, None, None, out=sizes.native
+            self.low_res[k : k + 1], list(sizes.target_hw), False, None, None, out=sizes.native
         )
         torch.gt(sizes.native, 0, out=sizes.native_mask)
         sizes.native_host.copy_(sizes.native_mask[0, 0])
-        self._out_host[0].copy_(self.enc_masks[1, 0])
-        self._low_host.copy_(self.low_res[0, 0])
-        self._scalars_host[0:1].copy_(self.object_score[0])
-        self._scalars_host[1:2].copy_(self.iou[0])
+        self._out_host[0].copy_(self.logits[k, 0])
+        self._low_host.copy_(self.low_res[k, 0])
+        self._scalars_host[0:1].copy_(self.object_score[k])
+        self._scalars_host[1:2].copy_(self.iou[k])
         self.backend.synchronize()
         logits = self._out_host[0].numpy().copy()
         mask_model = logits > 0

@@ -2,7 +2,8 @@
 
 Nothing here grows with the take: slots are [2 views, 7, T, 64] (6 kept + 1 incoming, oldest first), the
 pointer ring is 15 × 256 inside the bank-attention input, and compression works through preallocated
-scratch tensors with out= operations. The rules are the reference's (lmeec.model.memory), checked by tests.
+scratch tensors with out= operations. Several objects: `ObjectRings` holds [K, 2, 7, T, 64] slots, one
+`BankRing` per object over its rows. The rules are the reference's (lmeec.model.memory), checked by tests.
 """
 
 from __future__ import annotations
@@ -81,21 +82,33 @@ def compress_(slots: Tensor, n: int, mode: Compression, scratch: CompressScratch
     slots[:, :n].copy_(scratch.gathered[:, :n])
 
 
+@dataclass
+class RingStorage:
+    """Where one object's ring lives: its slots and its rows of the bank-attention inputs (views of the
+    [K, …] tensors of `ObjectRings`, or tensors of its own)."""
+
+    slots: Tensor  # [2, 7, T, C]
+    bank: Tensor  # [1, keys, C]
+    slot_valid: Tensor  # [12]
+    pointer_dist: Tensor  # [15]
+    pointer_valid: Tensor  # [15]
+    scratch: CompressScratch
+
+
 class BankRing:
     """The take's memory: slots, counts and the bank-attention inputs, all preallocated on the device."""
 
-    def __init__(self, preset: Preset, device: torch.device) -> None:
+    def __init__(self, preset: Preset, device: torch.device, storage: RingStorage | None = None) -> None:
         mem = preset.memory
         self.preset, self.device = preset, device
         self.kept, self.tokens, self.channels = mem.bank_slots, preset.tokens, preset.mem_dim
         self.warmup = mem.num_maskmem
         self.compression: Compression = mem.compression
-        f = dict(device=device, dtype=torch.float32)
-        self.slots = torch.zeros(VIEWS, self.kept + 1, self.tokens, self.channels, **f)
-        self.scratch = CompressScratch.allocate(VIEWS, self.kept, self.tokens, self.channels, device)
+        if storage is None:  # a ring of its own
+            storage = ObjectRings(preset, device, 1).rings[0].storage
+        self.storage = storage
+        self.slots, self.scratch, self.bank = storage.slots, storage.scratch, storage.bank
         n_ptr = mem.pointer_slots
-        keys = VIEWS * self.kept * self.tokens + n_ptr * POINTER_SPLIT
-        self.bank = torch.zeros(1, keys, self.channels, **f)  # bank-attention input, assembled in place
         self.bank_slots = self.bank[0, : VIEWS * self.kept * self.tokens].view(
             VIEWS, self.kept, self.tokens, -1
         )
@@ -104,9 +117,9 @@ class BankRing:
         )
         tpos = temporal_indices(self.kept, mem.num_maskmem) * VIEWS  # oldest-first slots: constant per slot
         self.slot_tpos = torch.tensor(tpos, device=device, dtype=torch.int64)
-        self.slot_valid = torch.zeros(VIEWS * self.kept, **f)
-        self.pointer_dist = torch.zeros(n_ptr, **f)
-        self.pointer_valid = torch.zeros(n_ptr, **f)
+        self.slot_valid = storage.slot_valid
+        self.pointer_dist = storage.pointer_dist
+        self.pointer_valid = storage.pointer_valid
         pin = device.type == "cuda"
         self._host = torch.zeros(
             VIEWS * self.kept + 2 * n_ptr, pin_memory=pin
@@ -189,3 +202,50 @@ class BankRing:
         self.pointer_dist.copy_(self._host[n_slots : n_slots + len(t_diff)], non_blocking=True)
         self.pointer_valid.copy_(self._host[n_slots + len(t_diff) :], non_blocking=True)
         return tuple(sorted(int(d) for d in t_diff[reach]))
+
+
+class ObjectRings:
+    """K objects' rings over shared tensors: slots [K, 2, 7, T, C] with per-object counts, and the batched
+    bank-attention inputs bank [K, keys, C], slot_valid [K, 12], pointer_dist / pointer_valid [K, 15].
+
+    Each object's `BankRing` works on its own rows (own counts, compression per object and view), so an
+    object's memory evolves exactly as in a pass of its own."""
+
+    def __init__(self, preset: Preset, device: torch.device, objects: int) -> None:
+        mem = preset.memory
+        kept, tokens, channels, n_ptr = mem.bank_slots, preset.tokens, preset.mem_dim, mem.pointer_slots
+        f = dict(device=device, dtype=torch.float32)
+        self.slots = torch.zeros(objects, VIEWS, kept + 1, tokens, channels, **f)
+        self.bank = torch.zeros(objects, VIEWS * kept * tokens + n_ptr * POINTER_SPLIT, channels, **f)
+        self.slot_valid = torch.zeros(objects, VIEWS * kept, **f)
+        self.pointer_dist = torch.zeros(objects, n_ptr, **f)
+        self.pointer_valid = torch.zeros(objects, n_ptr, **f)
+        scratch = CompressScratch.allocate(
+            VIEWS, kept, tokens, channels, device
+        )  # used by one ring at a time
+        self.rings = [
+            BankRing(
+                preset,
+                device,
+                RingStorage(
+                    self.slots[k],
+                    self.bank[k : k + 1],
+                    self.slot_valid[k],
+                    self.pointer_dist[k],
+                    self.pointer_valid[k],
+                    scratch,
+                ),
+            )
+            for k in range(objects)
+        ]
+        self.slot_tpos = self.rings[0].slot_tpos
+
+    def __getitem__(self, k: int) -> BankRing:
+        return self.rings[k]
+
+    def __len__(self) -> int:
+        return len(self.rings)
+
+    def reset(self, num_frames: int | None = None) -> None:
+        for ring in self.rings:
+            ring.reset(num_frames)

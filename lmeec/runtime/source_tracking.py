@@ -36,7 +36,7 @@ def open_source_tracker(
         tracker = SourceTracker(trunk, checkpoint, image_size=image_size, device=device, seed=seed)
         from lmeec.runtime.backends.torch import TorchBackend
 
-        backend: Backend = TorchBackend(tracker.model, tracker.stages)
+        backend: Backend = TorchBackend(tracker.model, stages=tracker.stages)
     else:
         if engines is None:
             raise ValueError(

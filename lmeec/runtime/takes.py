@@ -6,6 +6,9 @@ Numeric names compare by value, so `7.jpg` in one view pairs with `0007.png` in 
 A mask belongs to a frame when its stem equals the frame's name or, for numeric names, the same number
 (`7.png`, `0007.png` and `000007.png` all match frame 7). Masks may be PNG, JPEG or BMP, grey, RGB,
 palette or with the object in the alpha channel; values follow `binary_mask` (0/1, 0/255 or a threshold).
+
+Several objects: index PNGs (palette indices, or grey levels with two or more object ids other than 255;
+each non-zero value is one object), or one subfolder of masks per object (its name is the object's id).
 """
 
 from __future__ import annotations
@@ -115,7 +118,7 @@ class TakeInput:
     source: FrameSource
     target: FrameSource
     names: list[str]
-    masks: dict[str, Path]
+    masks: ObjectMasks
 
     def pairs(self) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
         """(name, source frame, target frame) for every paired frame name."""
@@ -130,7 +133,11 @@ class TakeInput:
 
 
 def open_take(
-    source: Path | str, masks: Path | str, target: Path | str, skip_unpaired: bool = False
+    source: Path | str,
+    masks: Path | str,
+    target: Path | str,
+    skip_unpaired: bool = False,
+    threshold: float | None = None,
 ) -> TakeInput:
     """Pair the views by frame name and match the masks; refuses frames in one view only (unless
     `skip_unpaired`, then warns) and a mask folder matching no frame, warns when some frames lack a mask."""
@@ -155,7 +162,8 @@ def open_take(
     names = [n for n in src.names if _frame_key(n) in target_keys]
     if not names:
         raise ValueError(f"no frame name appears in both {src.path} and {tgt.path}")
-    found = _mask_files(masks, names)
+    objects = ObjectMasks(masks, names, threshold)
+    found = {n for files in objects.files for n in files}
     if not found:
         example = names[0]
         raise ValueError(
@@ -167,7 +175,66 @@ def open_take(
             f"{len(found)} of {len(names)} frames have a source mask in {masks}; the others are skipped",
             stacklevel=2,
         )
-    return TakeInput(src, tgt, names, found)
+    return TakeInput(src, tgt, names, objects)
+
+
+class ObjectMasks:
+    """The source masks of a take's objects, matched to its frames: binary masks (one object), index PNGs
+    (each non-zero value one object) or one subfolder per object (binary masks; the subfolder names it)."""
+
+    def __init__(self, folder: Path, names: list[str], threshold: float | None = None) -> None:
+        self.folder, self.threshold = folder, threshold
+        subfolders = sorted(p for p in folder.iterdir() if p.is_dir())
+        self.values: list[int] = []  # index layout: each object's pixel value
+        if subfolders and not any(p.suffix.lower() in IMAGE_SUFFIXES for p in folder.iterdir()):
+            self.layout, self.ids = "folders", [p.name for p in subfolders]
+            self.files = [_mask_files(p, names) for p in subfolders]
+            return
+        self.files = [_mask_files(folder, names)]
+        values = set() if threshold is not None else _index_values(self.files[0].values())
+        if values:
+            self.layout, self.values, self.ids = "index", sorted(values), [str(v) for v in sorted(values)]
+        else:
+            self.layout, self.ids = "binary", ["0"]
+
+    @property
+    def single(self) -> bool:
+        """Binary masks of one object (the single-object output layout)."""
+        return self.layout == "binary"
+
+    def read(self, name: str, shape: tuple[int, int]) -> list[np.ndarray | None]:
+        """Each object's mask for frame `name` (None where there is no file)."""
+        if self.layout == "folders":
+            return [
+                read_mask(files[name], shape, self.threshold) if name in files else None
+                for files in self.files
+            ]
+        path = self.files[0].get(name)
+        if path is None:
+            return [None] * len(self.ids)
+        if self.layout == "binary":
+            return [read_mask(path, shape, self.threshold)]
+        index = np.asarray(read_image(path))
+        _check_shape(path, index.shape, shape)
+        return [index == v for v in self.values]
+
+
+def _index_values(paths) -> set[int]:
+    """The object ids of index PNGs: non-zero palette indices (unless only 1), or grey levels when there are
+    two or more and none is 255 (binary and antialiased masks keep the binary rule); empty: not index PNGs."""
+    palette, found = False, set()
+    for path in paths:
+        if path.suffix.lower() != ".png":
+            return set()
+        image = read_image(path)
+        if image.mode not in ("P", "L"):
+            return set()
+        palette |= image.mode == "P"
+        found |= set(np.unique(np.asarray(image)).tolist())
+    found.discard(0)
+    if palette:
+        return found if not found <= {1} else set()
+    return found if len(found) >= 2 and 255 not in found else set()
 
 
 def _mask_files(folder: Path, names: list[str]) -> dict[str, Path]:
@@ -200,8 +267,10 @@ def read_mask(path: Path, shape: tuple[int, int], threshold: float | None = None
     else:
         values = np.asarray(image.convert("L") if image.mode == "LA" else image)
     mask = binary_mask(values, f"mask {path}", threshold)
-    if mask.shape != tuple(shape):
-        raise ValueError(
-            f"mask {path} is {mask.shape[0]}×{mask.shape[1]}, its frame is {shape[0]}×{shape[1]}"
-        )
+    _check_shape(path, mask.shape, shape)
     return mask
+
+
+def _check_shape(path: Path, got: tuple[int, ...], shape: tuple[int, int]) -> None:
+    if tuple(got) != tuple(shape):
+        raise ValueError(f"mask {path} is {got[0]}×{got[1]}, its frame is {shape[0]}×{shape[1]}")

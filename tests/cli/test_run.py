@@ -171,3 +171,69 @@ def test_engines_from_another_lmeec_version_warn(engines_copy):
     (engines_copy / "manifest.json").write_text(json.dumps(manifest))
     with pytest.warns(UserWarning, match="exported by lmeec 0.0.1"):
         open_backend("ort", engines=engines_copy)
+
+
+def _write_objects_take(root, n: int = 4):
+    """Three objects as index PNGs (ids 3, 7, 9) and as one folder per object (a, b, c); frame names f<t>."""
+    from tests.objects import object_take
+
+    for sub in ("src", "tgt", "index", "folders/a", "folders/b", "folders/c"):
+        (root / sub).mkdir(parents=True)
+    take = object_take(n, skips=({1}, set(), {0}))
+    for t, (src, masks, tgt) in enumerate(take):
+        Image.fromarray(src).save(root / "src" / f"f{t}.png")
+        Image.fromarray(tgt).save(root / "tgt" / f"f{t}.png")
+        index = np.zeros(masks.shape[1:], np.uint8)
+        for value, mask in zip((3, 7, 9), masks):
+            index[mask] = value
+        Image.fromarray(index).save(root / "index" / f"f{t}.png")
+        for obj, mask in zip("abc", masks):
+            Image.fromarray(mask.astype(np.uint8) * 255).save(root / "folders" / obj / f"f{t}.png")
+    return take
+
+
+def test_run_one_take_with_several_objects(test_engines, tmp_path):
+    _write_objects_take(tmp_path)
+    base = ["run", "--engines", str(test_engines), "--source", str(tmp_path / "src")]
+    base += ["--target", str(tmp_path / "tgt")]
+    docs = {}
+    for layout in ("index", "folders", "folders/b"):
+        out = tmp_path / "out" / layout
+        assert main([*base, "--source-masks", str(tmp_path / layout), "--out", str(out)]) == 0
+        docs[layout] = json.loads((out / "predictions.json").read_text())
+    index, folders, alone = docs["index"]["objects"], docs["folders"]["objects"], docs["folders/b"]["frames"]
+    assert list(index) == ["3", "7", "9"] and list(folders) == ["a", "b", "c"]
+    assert index["3"]["frames"]["f1"] == {"skipped": True} and index["9"]["frames"]["f0"] == {"skipped": True}
+    for i, f in zip(("3", "7", "9"), ("a", "b", "c")):  # both layouts: the same masks, object by object
+        assert index[i] == folders[f]
+    together = folders["b"]["frames"]  # object b alone (binary masks): the same predictions
+    assert list(alone) == list(together) and alone["f0"]["mask"] == together["f0"]["mask"]
+    for name, a in alone.items():
+        assert a["skipped"] == together[name]["skipped"]
+        if not a["skipped"]:
+            assert a["mask"] == together[name]["mask"]
+            assert a["object_score"] == pytest.approx(together[name]["object_score"], abs=1e-4)
+    png = np.asarray(Image.open(tmp_path / "out" / "index" / "masks" / "7" / "f2.png"))
+    assert png.shape == (54, 96) and set(np.unique(png)) <= {0, 255}
+
+
+def test_object_passes_group_by_frames_and_cap_at_max_objects():
+    from types import SimpleNamespace
+
+    from lmeec.cli.split import object_passes
+
+    def unit(obj, frames, take="t1"):
+        numbers = list(frames)
+        return SimpleNamespace(
+            take=take, obj=obj, query_cam="aria", target_cam="cam01", frame_numbers=lambda all_frames: numbers
+        )
+
+    units = [
+        unit("a", [0, 30]),
+        unit("b", [0, 30]),
+        unit("c", [0, 60]),
+        unit("d", [0, 30]),
+        unit("e", [0, 30], "t2"),
+    ]
+    passes = object_passes(units, max_objects=2)
+    assert [[u.obj for u in p] for p in passes] == [["a", "b"], ["d"], ["c"], ["e"]]

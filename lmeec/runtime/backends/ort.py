@@ -113,6 +113,7 @@ class OrtBackend(Backend):
         self.manifest: Manifest = read_manifest(self.folder)
         check_manifest(self.folder, self.manifest, preset, model=model)
         self.preset = self.manifest.preset_config
+        self.max_objects = self.manifest.max_objects
         self.weights = self.manifest.checkpoint
         self.device = device = device or torch.device("cpu")
         names = providers or (["cuda"] if device.type == "cuda" else ["cpu"])

@@ -14,16 +14,21 @@ from lmeec.model.network import LMEEC, build_model
 from lmeec.model.stages import Stage, build_stages
 from lmeec.runtime.backend import Backend, Runner, check_bindings
 
+MAX_OBJECTS = 8  # object profiles the reference stages are built for (1, 2, 4, 8)
+
 
 class TorchBackend(Backend):
     name = "torch"
 
-    def __init__(self, model: LMEEC, stages: dict[str, Stage] | None = None) -> None:
+    def __init__(
+        self, model: LMEEC, max_objects: int = MAX_OBJECTS, stages: dict[str, Stage] | None = None
+    ) -> None:
         """stages: other graphs over the model's weights (the source tracker's); default LM-EEC's."""
         self.model = model
         self.preset = model.preset
         self.device = next(model.parameters()).device
-        self.stages = build_stages(model) if stages is None else stages
+        self.max_objects = max_objects
+        self.stages = build_stages(model, max_objects) if stages is None else stages
         self.weights: dict = {"weights": "unknown (a model passed in)"}
 
     @classmethod

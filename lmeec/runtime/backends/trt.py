@@ -41,6 +41,7 @@ class TrtBackend(Backend):
         self.manifest: Manifest = read_manifest(self.folder)
         check_manifest(self.folder, self.manifest, preset)
         self.preset = self.manifest.preset_config
+        self.max_objects = self.manifest.max_objects
         self.weights = self.manifest.checkpoint
         self.device = torch.device(device or "cuda")
         self.cuda = cuda or torch.cuda
