@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -9,6 +10,11 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+
+if not torch.cuda.is_available():
+    # Triton kernels run in its interpreter on CPU tensors; triton reads this when it is first imported, which
+    # any test importing the runtime does (kernel choice "auto" still picks the torch fallback on a CPU)
+    os.environ.setdefault("TRITON_INTERPRET", "1")
 
 torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
 

@@ -35,6 +35,7 @@ from lmeec.bench.timers import make_timer, peak_rss_mb
 from lmeec.model.config import get_preset
 from lmeec.runtime.alloc import rss_mb
 from lmeec.runtime.pipeline import STAGE_SECTIONS, Pipeline
+from lmeec.runtime.step_options import StepOptions
 
 STEP = "step"
 OTHER = "other"  # step time outside every stage section (Python glue between sections)
@@ -64,6 +65,9 @@ class BenchConfig:
     reference_ms: float | None = None  # a stated (not measured here) reference time per frame
     ort_spinning: bool = False  # ONNX Runtime thread spin-waiting (off: see OrtBackend)
     objects: int = 1  # objects tracked per step (the frame's mask shifted per object), one batched pass
+    step: StepOptions = field(default_factory=StepOptions)  # device I/O, precision, compile, CUDA graphs
+    source_size: int = 1408  # random frames: source side (EgoExo4D's Aria frames) …
+    target_size: tuple[int, int] = (3840, 2160)  # … and target width, height (its exo cameras)
     progress: bool = True
     log: Callable[[str], None] | None = None  # where notes go (default: stderr)
 
@@ -85,6 +89,10 @@ class BenchConfig:
             raise ValueError("need windows >= 1 and 0 < window fraction <= 1 / windows")
         if self.peak_gflops is not None and self.peak_gflops <= 0:
             raise ValueError("--peak-gflops must be positive")
+        if self.source_size < 1 or min(self.target_size) < 1:
+            raise ValueError("--source-size and --target-size must be positive")
+        for name in self.backends:
+            self.step.check(name, self.device)
 
 
 # --- backends --------------------------------------------------------------------------------------------
@@ -249,9 +257,11 @@ def _round(obj, digits: int = 4):
 class MeasuredPipeline:
     """One backend's pipeline, timer and per-frame record."""
 
-    def __init__(self, name: str, backend, device: torch.device, objects: int = 1) -> None:
+    def __init__(
+        self, name: str, backend, device: torch.device, objects: int = 1, step: StepOptions | None = None
+    ) -> None:
         self.timer = make_timer(device)
-        self.pipeline = Pipeline(backend, section=self.timer.section)
+        self.pipeline = Pipeline(backend, section=self.timer.section, options=step)
         self.pipeline.reset(None, num_objects=objects)  # a live stream: the take has no declared length
         self.objects = objects
         self.device = device
@@ -362,11 +372,18 @@ def run_benchmark(config: BenchConfig) -> BenchResult:
     if "RANDOM" in weights:
         log(f"weights: {weights} — latency is representative, the masks are not")
 
+    sizes = (config.source_size,) * 2, config.target_size[::-1]
     source = (
-        synth_frames(cache, config.seed) if config.frames_source == "synth" else random_frames(config.seed)
+        synth_frames(cache, config.seed)
+        if config.frames_source == "synth"
+        else random_frames(config.seed, source_hw=sizes[0], target_hw=sizes[1])
     )
+    if config.step.graph:
+        log("--graph: each step is one replay, so only the whole step is timed (no stage sections)")
     measured = {
-        name: MeasuredPipeline(name, _open(name, config, engines, checkpoint), device, config.objects)
+        name: MeasuredPipeline(
+            name, _open(name, config, engines, checkpoint), device, config.objects, config.step
+        )
         for name in config.backends
     }
     names = list(config.backends)
@@ -385,7 +402,13 @@ def run_benchmark(config: BenchConfig) -> BenchResult:
         frame = source[i]
         record = i >= config.warmup
         order = names if i % 2 == 0 else names[::-1]
+        t0 = time.perf_counter()
         results = {name: measured[name].step(frame, record) for name in order}
+        if i == 0 and (config.step.compile or config.step.graph):
+            log(
+                f"first step {time.perf_counter() - t0:.1f} s (torch.compile and CUDA-graph captures happen "
+                "in the first steps; later variants are captured as they first occur)"
+            )
         if len(names) == 2 and record:
             iou, diff = _agreement(results[names[0]], results[names[1]])
             agree_iou.append(iou)

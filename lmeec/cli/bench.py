@@ -6,7 +6,13 @@ import argparse
 import time
 from pathlib import Path
 
-from lmeec.cli.options import add_device_options, add_threads_option, resolve_device
+from lmeec.cli.options import (
+    add_device_options,
+    add_step_options,
+    add_threads_option,
+    positive_int,
+    resolve_device,
+)
 from lmeec.model.config import PRESETS
 from lmeec.runtime.backend import BACKENDS
 
@@ -36,7 +42,22 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     add_threads_option(p, "torch and ONNX Runtime intra-op")
     add_device_options(p)
+    add_step_options(p)
     p.add_argument("--frames-source", choices=["synth", "random"], default="synth")
+    p.add_argument(
+        "--source-size",
+        type=positive_int,
+        default=1408,
+        metavar="S",
+        help="random frames: S×S source frames (default 1408, EgoExo4D's Aria frames)",
+    )
+    p.add_argument(
+        "--target-size",
+        type=frame_size,
+        default=(3840, 2160),
+        metavar="WxH",
+        help="random frames: target frame width x height (default 3840x2160, EgoExo4D's exo cameras)",
+    )
     p.add_argument("--windows", type=int, default=3, help="flat-cost windows: start, middle, end (default 3)")
     p.add_argument(
         "--window-fraction", type=float, default=0.1, help="each window's share of the frames (default 0.1)"
@@ -77,8 +98,20 @@ def parse_backends(args: argparse.Namespace) -> tuple[str, ...]:
     return names
 
 
+def frame_size(text: str) -> tuple[int, int]:
+    """argparse type for WxH frame sizes."""
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WxH such as 3840x2160, got {text!r}") from None
+    if w < 1 or h < 1:
+        raise argparse.ArgumentTypeError(f"width and height must be positive, got {text!r}")
+    return w, h
+
+
 def config_from_args(args: argparse.Namespace):
     from lmeec.bench.runner import BenchConfig
+    from lmeec.runtime.step_options import StepOptions
 
     return BenchConfig(
         preset=args.preset,
@@ -102,6 +135,11 @@ def config_from_args(args: argparse.Namespace):
         progress=not args.no_progress,
         ort_spinning=args.ort_spinning == "on",
         objects=args.objects,
+        step=StepOptions(
+            device_io=args.device_io, precision=args.precision, compile=args.compile, graph=args.graph
+        ),
+        source_size=args.source_size,
+        target_size=args.target_size,
     )
 
 

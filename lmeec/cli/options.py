@@ -1,4 +1,5 @@
-"""Options several verbs share, spelled one way everywhere: --threads, --device, --provider, --no-progress."""
+"""Options several verbs share, spelled one way everywhere: --threads, --device, --provider, --no-progress,
+the step options (--device-io, --precision, --compile, --graph)."""
 
 from __future__ import annotations
 
@@ -62,3 +63,21 @@ def resolve_device(device: str, backend: str) -> str:
 
 def add_threads_option(parser: argparse.ArgumentParser, what: str = "torch / ONNX Runtime") -> None:
     parser.add_argument("--threads", type=positive_int, help=f"CPU threads for {what} (default: theirs)")
+
+
+def add_step_options(parser: argparse.ArgumentParser) -> None:
+    """How the step runs on its device (lmeec.runtime.step_options.StepOptions)."""
+    g = parser.add_argument_group("the step on the device")
+    g.add_argument(
+        "--device-io",
+        action="store_true",
+        help="resize frames and masks on the device (lmeec.kernels; same results as host PIL)",
+    )
+    g.add_argument(
+        "--precision",
+        choices=("fp32", "fp16", "bf16"),
+        default="fp32",
+        help="torch backend: native FP16 (CUDA) or BF16 kernels under the FP16 policy (default fp32)",
+    )
+    g.add_argument("--compile", action="store_true", help="torch backend: torch.compile each stage")
+    g.add_argument("--graph", action="store_true", help="torch backend on CUDA: one CUDA graph per step")

@@ -8,7 +8,7 @@ from functools import partial
 from pathlib import Path
 
 from lmeec.cli import take as own_video
-from lmeec.cli.options import add_device_options, add_threads_option
+from lmeec.cli.options import add_device_options, add_step_options, add_threads_option
 from lmeec.cli.split import (
     PassPredictions,
     object_passes,
@@ -33,6 +33,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--preset", help="expected preset (checked against the manifest)")
     run.add_argument("--checkpoint", help="weights for --backend torch")
     add_device_options(run)
+    add_step_options(run)
     add_threads_option(run)
     split = run.add_argument_group("benchmark split (EgoExo4D relations layout)")
     split.add_argument("--annotations", help="relations_{split}.json, processed GT file or folder")

@@ -30,15 +30,31 @@ def pipeline_options(args: argparse.Namespace) -> dict:
         device=resolve_device(args.device, args.backend),
         threads=args.threads,
         providers=args.provider,
+        **step_values(args),
     )
 
 
-def open_pipeline(kind: str, **options) -> Pipeline:
-    """A `Pipeline` over a freshly opened backend."""
+def step_values(args: argparse.Namespace) -> dict:
+    """The step options (`--device-io`, `--precision`, `--compile`, `--graph`) as plain values."""
+    return dict(device_io=args.device_io, precision=args.precision, compile=args.compile, graph=args.graph)
+
+
+def open_pipeline(
+    kind: str,
+    device_io: bool = False,
+    precision: str = "fp32",
+    compile: bool = False,
+    graph: bool = False,
+    **options,
+) -> Pipeline:
+    """A `Pipeline` over a freshly opened backend (impossible step options refused before it opens)."""
     from lmeec.runtime.backend import open_backend
     from lmeec.runtime.pipeline import Pipeline
+    from lmeec.runtime.step_options import StepOptions
 
-    return Pipeline(open_backend(kind, **options))
+    step = StepOptions(device_io=device_io, precision=precision, compile=compile, graph=graph)
+    step.check(kind, options.get("device", "cpu"))
+    return Pipeline(open_backend(kind, **options), options=step)
 
 
 @dataclass

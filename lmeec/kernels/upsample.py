@@ -20,7 +20,7 @@ def packed_width(width: int) -> int:
 
 def unpack_mask(packed: np.ndarray, width: int) -> np.ndarray:
     """Host side: [H, ceil(W/8)] uint8 -> [H, W] bool."""
-    return np.unpackbits(packed, axis=1, count=width).astype(bool)
+    return np.unpackbits(packed, axis=1, count=width).view(bool)  # 0/1 bytes: a view, no copy
 
 
 if triton is not None:

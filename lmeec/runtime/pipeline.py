@@ -11,6 +11,11 @@ first needed at the next frame), with results identical to the reference order.
 Several objects: the image encoder runs once per pair; the later stages run as one batch over the K
 objects (2K in the memory encoder), each object with its own ring and its own pending frame p_k (kept by its ring), so an
 object skipped at t (empty mask) keeps its state untouched while the others advance.
+
+A step is host bookkeeping (frame clock, ring plans, staging into pinned buffers), then the device step
+(`_device_step`: no host synchronisation; replayed from a CUDA graph per variant with `--graph`), then one
+synchronisation and the read-back. `StepOptions` picks host or device pre/post-processing (`frame_io`),
+the torch backend's precision and `torch.compile`, and graph capture.
 """
 
 from __future__ import annotations
@@ -22,18 +27,14 @@ from contextlib import AbstractContextManager, nullcontext
 import numpy as np
 import torch
 
-from lmeec.model.preprocess import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
-    FrameClock,
-    check_step_objects,
-    resize_rgb8,
-    vanished_mask_warning,
-)
+from lmeec.model.preprocess import FrameClock, check_step_objects, vanished_mask_warning
 from lmeec.model.stages import graph_name, object_profiles
 from lmeec.model.tracker import VISIBLE_AREA, StepResult
 from lmeec.runtime.backend import Backend
-from lmeec.runtime.ring import BankRing, ObjectRings
+from lmeec.runtime.frame_io import DeviceIO, FrameIO, HostIO
+from lmeec.runtime.graph import StepGraphs
+from lmeec.runtime.ring import BankRing, ObjectRings, RingPlan
+from lmeec.runtime.step_options import StepOptions
 
 Section = Callable[[str], AbstractContextManager]
 STAGE_SECTIONS = (
@@ -51,17 +52,6 @@ STAGE_SECTIONS = (
 
 def _no_timing(name: str) -> AbstractContextManager:
     return nullcontext()
-
-
-class _SizeBuffers:
-    """Buffers that depend on the take's frame sizes: source mask input, native-size target logits."""
-
-    def __init__(self, source_hw: tuple[int, int], target_hw: tuple[int, int], device: torch.device) -> None:
-        self.source_hw, self.target_hw = source_hw, target_hw
-        self.mask_host = torch.empty(1, 1, *source_hw)
-        self.native = torch.empty(1, 1, *target_hw, device=device)
-        self.native_mask = torch.empty(1, 1, *target_hw, device=device, dtype=torch.bool)
-        self.native_host = torch.empty(*target_hw, dtype=torch.bool, pin_memory=device.type == "cuda")
 
 
 def object_profile(backend: Backend, objects: int) -> int:
@@ -83,7 +73,11 @@ class Pipeline:
     K objects share the image encoder (batch 2) and run the later stages as one batch of the exported
     profile P >= K; each object has its own ring, pending frame and results."""
 
-    def __init__(self, backend: Backend, section: Section = _no_timing) -> None:
+    def __init__(
+        self, backend: Backend, section: Section = _no_timing, options: StepOptions | None = None
+    ) -> None:
+        self.options = options or StepOptions()
+        self.options.configure(backend)  # precision and compile: before the stages are bound
         self.backend, self.section = backend, section
         p, dev = backend.preset, backend.device
         self.preset, self.device = p, dev
@@ -93,15 +87,9 @@ class Pipeline:
         self.feat_s0 = torch.empty(2, 32, 4 * g, 4 * g, **f)
         self.feat_s1 = torch.empty(2, 64, 2 * g, 2 * g, **f)
         self.feats = torch.empty(2, c, g, g, **f)
-        pin = dev.type == "cuda"
-        self._mean = torch.tensor(IMAGENET_MEAN, **f).view(3, 1, 1)
-        self._std = torch.tensor(IMAGENET_STD, **f).view(3, 1, 1)
-        self._frame_host = torch.empty(2, s, s, 3, dtype=torch.uint8, pin_memory=pin)
-        self._mask_model = torch.empty(1, 1, s, s)  # host: antialiased resize of a source mask
-        self._out_host = torch.empty(2, s, s, pin_memory=pin)  # [0] logits, [1] spare
-        self._low_host = torch.empty(p.low_res, p.low_res, pin_memory=pin)
-        self._scalars_host = torch.empty(3, pin_memory=pin)  # object score, iou, (spare)
-        self._sizes: _SizeBuffers | None = None
+        self._io: FrameIO | None = None
+        # one captured device step per variant (`--graph`; on a CPU the same keying runs uncaptured)
+        self.graphs = StepGraphs(dev) if self.options.graph else None
         self._image_encoder = backend.bind(
             "image_encoder",
             {"images": self.images},
@@ -126,7 +114,14 @@ class Pipeline:
         self.iou = torch.empty(k, 1, **f)
         self.object_score = torch.empty(k, 1, **f)  # own buffer: TensorRT needs 256-byte aligned outputs
         self.pointer = torch.empty(k, c, **f)
-        self.rings = ObjectRings(p, dev, k)
+        pin = dev.type == "cuda"  # host copies of the outputs, filled by asynchronous downloads
+        self._out_host = torch.empty(k, s, s, pin_memory=pin)
+        self._low_host = torch.empty(k, p.low_res, p.low_res, pin_memory=pin)
+        self._scalars_host = torch.empty(k, 2, pin_memory=pin)  # object score, iou
+        # --device-io: compression by lmeec.kernels too (one launch where Triton runs); else the torch ops
+        self.rings = ObjectRings(p, dev, k, self.options.kernels if self.options.device_io else "torch")
+        if self.graphs is not None:
+            self.graphs.clear()  # captured steps read the buffers being replaced
         self.profile = k
         self._bind()
 
@@ -212,32 +207,82 @@ class Pipeline:
     def _step(
         self, t: int, source: np.ndarray, masks: list, target: np.ndarray, active: list[int]
     ) -> dict[int, StepResult]:
-        sec, rings, n = self.section, self.rings, self.profile
+        """Host bookkeeping, the device step (eager, or a captured variant replayed), then the read-back."""
+        io = self._frame_io(source.shape[:2], target.shape[:2])
+        plans = {k: self.rings[k].plan(t) for k in active}  # warm-up, compression: host ints only
+        t_diffs = {k: self.rings[k].stage(t) for k in active}
+
+        def upload() -> None:  # host staging and the asynchronous copies in
+            io.stage(source, target, {k: masks[k] for k in active})
+            io.upload()
+            for k in active:
+                self.rings[k].upload()
+
+        def download() -> None:  # the asynchronous copies out
+            io.download(active)
+            self._download(active)
+
+        if self.graphs is None:
+            self._device_step(io, active, plans, self.section, upload, download)
+        else:
+            upload()
+            variant = (io.key, tuple(active), tuple(plans[k] for k in active))
+            self.graphs.run(variant, lambda: self._device_step(io, active, plans, _no_timing))
+            download()
+        self.backend.synchronize()  # the step's one wait: frame in -> masks out
+        for k in io.vanished(active):
+            warnings.warn(vanished_mask_warning(t, masks[k], self.preset.image_size), stacklevel=4)
+        return {k: self._result(t, io, k, t_diffs[k]) for k in active}
+
+    def _frame_io(self, source_hw: tuple[int, int], target_hw: tuple[int, int]) -> FrameIO:
+        if self._io is None or not self._io.matches(self.profile, source_hw, target_hw):
+            if self.graphs is not None:
+                self.graphs.clear()  # their steps read the buffers being replaced
+            p, dev = self.preset, self.device
+            if self.options.device_io:
+                self._io = DeviceIO(p, self.profile, source_hw, target_hw, dev, self.options.kernels)
+            else:
+                self._io = HostIO(p, self.profile, source_hw, target_hw, dev)
+        return self._io
+
+    def _device_step(
+        self,
+        io: FrameIO,
+        active: list[int],
+        plans: dict[int, RingPlan],
+        sec: Section,
+        upload: Callable[[], None] | None = None,
+        download: Callable[[], None] | None = None,
+    ) -> None:
+        """The step's device work, on device buffers only; no host synchronisation, and every launch
+        decided by (io, active, plans) alone, so one capture serves every frame of a variant. `upload` and
+        `download` (eager steps only; around a replay otherwise) are timed with pre- and post-processing."""
+        rings, n = self.rings, self.profile
         with sec("preprocess"):
-            self._preprocess(source, target, {k: masks[k] for k in active})
+            if upload is not None:
+                upload()
+            io.preprocess(self.images, self.enc_masks, active)
         with sec("image_encoder"):
             self._image_encoder()
             self.enc_feats[:n].copy_(self.feats[0:1].expand(n, -1, -1, -1))
         with sec("memory_encoder"):
             self._memory_encoder()
-        t_diffs = {}
         with sec("bank_update"):
             for k in active:  # each ring has its own pending frame (that object's last processed one)
-                ring = rings[k]
-                ring.incoming(1).copy_(self.memory[n + k])  # the pending frame's target memory, now encoded
-                ring.update(t)  # warm-up: banks = frames t-6 … t-1; steady state: append t-1 + compress
-                ring.incoming(0).copy_(self.memory[k])
-                t_diffs[k] = ring.prepare(t)
+                ring, plan = rings[k], plans[k]
+                ring.slots[1, plan.incoming].copy_(self.memory[n + k])  # the pending frame's target memory
+                ring.apply(plan)  # warm-up: banks = frames t-6 … t-1; steady state: append t-1 + compress
+                ring.slots[0, plan.count].copy_(self.memory[k])
         with sec("view_attention"):
             self._view()
-        with_bank = [k for k in active if rings[k].count]
+        with_bank = [k for k in active if plans[k].count]
         if with_bank:
             with sec("bank_attention"):
                 self._bank()
             with sec("moe_fusion"):
                 self._moe()
                 for k in active:
-                    if not rings[k].count:  # no stored memory yet: the view expert alone
+                    if not plans[k].count:  # no stored memory yet: the view expert alone
                         self.fused[k].copy_(self.f_view[k])
             decode = self._decode_fused
         else:
@@ -245,64 +290,39 @@ class Pipeline:
         with sec("mask_decoder"):
             decode()
             for k in active:
-                rings[k].pointer_slot(t).copy_(self.pointer[k])
+                rings[k].store_pointer(self.pointer[k])
                 self.enc_masks[n + k].copy_(self.logits[k])  # read by the next memory-encoder batch
                 self.enc_scores[n + k].copy_(self.object_score[k])
                 self.enc_feats[n + k].copy_(self.feats[1])
         with sec("postprocess"):
-            return {k: self._outputs(t, k, (rings[k].count, rings[k].count), t_diffs[k]) for k in active}
+            io.postprocess(self.low_res, active)
+            if download is not None:
+                download()
 
-    def _preprocess(self, source: np.ndarray, target: np.ndarray, masks: dict[int, np.ndarray]) -> None:
-        """Frames: PIL bicubic to S×S (as the reference), normalised into `images`; masks: AA-bilinear, >= 0.5."""
-        s = self.preset.image_size
-        if (
-            self._sizes is None
-            or self._sizes.source_hw != source.shape[:2]
-            or self._sizes.target_hw != target.shape[:2]
-        ):
-            self._sizes = _SizeBuffers(source.shape[:2], target.shape[:2], self.device)
-        for i, frame in enumerate((source, target)):
-            self._frame_host[i].numpy()[:] = resize_rgb8(frame, s)
-        self.images.copy_(self._frame_host.permute(0, 3, 1, 2), non_blocking=True)
-        self.images.div_(255.0).sub_(self._mean).div_(self._std)
-        sizes = self._sizes
-        for k, mask in masks.items():
-            sizes.mask_host.numpy()[0, 0] = mask
-            torch.ops.aten._upsample_bilinear2d_aa.out(
-                sizes.mask_host, [s, s], False, None, None, out=self._mask_model
-            )
-            self.enc_masks[k].copy_(self._mask_model[0].ge_(0.5), non_blocking=False)
-            if not self._mask_model.numpy().any():  # host buffer: numpy allocates no tensor
-                warnings.warn(vanished_mask_warning(self.clock.index - 1, mask, s), stacklevel=4)
-            if self.preset.source_mask == "sam2":
-                self.enc_masks[k].mul_(20.0).sub_(10.0)
+    def _download(self, active: list[int]) -> None:
+        for k in active:
+            self._out_host[k].copy_(self.logits[k, 0], non_blocking=True)
+            self._low_host[k].copy_(self.low_res[k, 0], non_blocking=True)
+            self._scalars_host[k, 0:1].copy_(self.object_score[k], non_blocking=True)
+            self._scalars_host[k, 1:2].copy_(self.iou[k], non_blocking=True)
 
-    def _outputs(self, t: int, k: int, bank_sizes: tuple[int, int], t_diffs: tuple[int, ...]) -> StepResult:
-        sizes = self._sizes
-        torch.ops.aten.upsample_bilinear2d.out(
-            self.low_res[k : k + 1], list(sizes.target_hw), False, None, None, out=sizes.native
-        )
-        torch.gt(sizes.native, 0, out=sizes.native_mask)
-        sizes.native_host.copy_(sizes.native_mask[0, 0])
-        self._out_host[0].copy_(self.logits[k, 0])
-        self._low_host.copy_(self.low_res[k, 0])
-        self._scalars_host[0:1].copy_(self.object_score[k])
-        self._scalars_host[1:2].copy_(self.iou[k])
-        self.backend.synchronize()
-        logits = self._out_host[0].numpy().copy()
+    def _result(self, t: int, io: FrameIO, k: int, t_diffs: tuple[int, ...]) -> StepResult:
+        """Object k's results from the host buffers (after the synchronisation)."""
+        logits = self._out_host[k].numpy().copy()
         mask_model = logits > 0
-        score = float(self._scalars_host[0])
+        score, iou = (float(v) for v in self._scalars_host[k].numpy())
+        count = self.rings[k].count
         return StepResult(
             frame_index=t,
             skipped=False,
-            mask=sizes.native_host.numpy().copy(),
+            mask=io.mask(k),
             mask_model=mask_model,
             logits=logits,
-            low_res_logits=self._low_host.numpy().copy(),
+            low_res_logits=self._low_host[k].numpy().copy(),
             object_score=score,
             confidence=float(1.0 / (1.0 + np.exp(-score))),
             visible=bool(mask_model.mean() > VISIBLE_AREA),
-            iou=float(self._scalars_host[1]),
-            bank_sizes=bank_sizes,
+            iou=iou,
+            bank_sizes=(count, count),
             pointer_t_diffs=t_diffs,
         )

@@ -14,6 +14,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from lmeec.kernels.compress import compress
+from lmeec.kernels.triton_support import Impl, choose
 from lmeec.model.config import Compression, Preset
 from lmeec.model.memory import pointer_t_diff_max, temporal_indices
 from lmeec.model.network import POINTER_SPLIT
@@ -95,10 +97,30 @@ class RingStorage:
     scratch: CompressScratch
 
 
+@dataclass(frozen=True)
+class RingPlan:
+    """The device work of one update, decided on the host: slot indices and counts only (hashable, so a
+    captured step can be keyed by it)."""
+
+    incoming: int  # slot holding the pending frame's memories before the update (count before)
+    count: int  # kept slots after the update (frame t's own source memory lands in slot `count`)
+    drop: int = 0  # warm-up: oldest slots evicted, the `count` others moved down
+    compress: int = 0  # steady state: n slots + the incoming one compressed into n
+    mirror: bool = False  # the bank-attention input refreshed from the slots
+
+
 class BankRing:
     """The take's memory: slots, counts and the bank-attention inputs, all preallocated on the device."""
 
-    def __init__(self, preset: Preset, device: torch.device, storage: RingStorage | None = None) -> None:
+    def __init__(
+        self,
+        preset: Preset,
+        device: torch.device,
+        storage: RingStorage | None = None,
+        kernels: Impl = "torch",
+    ) -> None:
+        """kernels: "torch" compresses with `compress_` (the default path), "auto"/"triton" with the one-launch
+        `lmeec.kernels.compress` where Triton runs (it also refreshes the bank mirror)."""
         mem = preset.memory
         self.preset, self.device = preset, device
         self.kept, self.tokens, self.channels = mem.bank_slots, preset.tokens, preset.mem_dim
@@ -106,6 +128,9 @@ class BankRing:
         self.compression: Compression = mem.compression
         if storage is None:  # a ring of its own
             storage = ObjectRings(preset, device, 1).rings[0].storage
+        self.fused = choose(kernels, device) == "triton"
+        # kept-slot counts as device ints: the compression kernel reads n from one of them
+        self._counts = torch.arange(self.kept + 1, dtype=torch.int32, device=device) if self.fused else None
         self.storage = storage
         self.slots, self.scratch, self.bank = storage.slots, storage.scratch, storage.bank
         n_ptr = mem.pointer_slots
@@ -125,6 +150,9 @@ class BankRing:
             VIEWS * self.kept + 2 * n_ptr, pin_memory=pin
         )  # staging for the small inputs
         self._host_np = self._host.numpy()
+        self._pointer_slot_host = torch.zeros(1, dtype=torch.int64, pin_memory=pin)
+        self._pointer_slot_np = self._pointer_slot_host.numpy()
+        self.pointer_slot = torch.zeros(1, dtype=torch.int64, device=device)  # frame t's slot in the ring
         self.reset()
 
     def reset(self, num_frames: int | None = None) -> None:
@@ -145,46 +173,55 @@ class BankRing:
         return self.slots[view, self.count]
 
     def update(self, t: int) -> None:
-        """Bring the banks to processed frame t's, then make t the pending frame (model spec, "Memory").
+        """Bring the banks to processed frame t's (`plan` on the host, then `apply` on the device)."""
+        self.apply(self.plan(t))
+
+    def plan(self, t: int) -> RingPlan:
+        """Host bookkeeping of the update to frame t (model spec, "Memory"); returns the device work.
 
         The incoming slot must hold the pending frame p's memories (both views). Warm-up: p is appended and
         the slots of frames before t-6 are evicted, so the banks are the stored frames t-6 … t-1. Steady
         state: if p = t-1 it is appended and compression removes one slot, otherwise nothing changes.
+        Every decision reads host ints driven by the frame clock, never a device value.
         """
-        p, changed = self.pending, False
+        p, incoming = self.pending, self.count
+        drop = compress = 0
+        changed = False
         if p is not None and self.warming_up:
             self.slot_frames[self.count] = p
             self.count += 1
-            self._evict_before(t - self.kept)
+            first = t - self.kept
+            drop = int(np.count_nonzero(self.slot_frames[: self.count] < first))  # oldest first: a prefix
+            self.slot_frames[: self.count - drop] = self.slot_frames[drop : self.count]
+            self.count -= drop
             changed = True
         elif p is not None and p == t - 1:
             if self.count:
-                compress_(self.slots, self.count, self.compression, self.scratch)
+                compress = self.count
             else:  # warm-up ended with empty banks: nothing to merge with yet, as the reference
                 self.count = 1
             changed = True
-        if changed:
-            self.bank_slots.copy_(self.slots[:, : self.kept])
         self.pending = t
         self.processed += 1
+        return RingPlan(incoming=incoming, count=self.count, drop=drop, compress=compress, mirror=changed)
 
-    def _evict_before(self, first: int) -> None:
-        """Drop the oldest slots whose frames precede `first` (warm-up only), moving the rest down in place."""
-        drop = int(np.count_nonzero(self.slot_frames[: self.count] < first))  # oldest first: a prefix
-        if not drop:
+    def apply(self, plan: RingPlan) -> None:
+        """The device side of an update: warm-up eviction (slots moved down), compression, the bank mirror."""
+        if plan.drop:
+            for i in range(plan.count):
+                self.slots[:, i].copy_(self.slots[:, i + plan.drop])
+        if plan.compress and self.fused:  # compression and the bank mirror in one launch
+            n = plan.compress
+            compress(self.slots, self._counts[n : n + 1], self.compression, self.bank_slots, impl="triton")
             return
-        for i in range(self.count - drop):
-            self.slots[:, i].copy_(self.slots[:, i + drop])
-        self.slot_frames[: self.count - drop] = self.slot_frames[drop : self.count]
-        self.count -= drop
+        if plan.compress:
+            compress_(self.slots, plan.compress, self.compression, self.scratch)
+        if plan.mirror:
+            self.bank_slots.copy_(self.slots[:, : self.kept])
 
-    def pointer_slot(self, t: int) -> Tensor:
-        """Ring slot receiving frame t's pointer (it held t-15's, which frame t+1 no longer reaches)."""
-        self.pointer_frames[t % len(self.pointer_frames)] = t
-        return self.pointers[t % len(self.pointer_frames)]
-
-    def prepare(self, t: int) -> tuple[int, ...]:
-        """Write slot validity and pointer distances for frame t; return the attended t_diffs, nearest first."""
+    def stage(self, t: int) -> tuple[int, ...]:
+        """Host: slot validity, pointer distances and frame t's pointer slot into the pinned staging buffers
+        (`upload` moves them); returns the attended t_diffs, nearest first."""
         n_slots = VIEWS * self.kept
         host = self._host_np
         valid = host[:n_slots].reshape(VIEWS, self.kept)
@@ -198,10 +235,24 @@ class BankRing:
             0.0,  # 0 on a 1-frame take
         )
         host[n_slots + len(t_diff) :] = reach
-        self.slot_valid.copy_(self._host[:n_slots], non_blocking=True)
-        self.pointer_dist.copy_(self._host[n_slots : n_slots + len(t_diff)], non_blocking=True)
-        self.pointer_valid.copy_(self._host[n_slots + len(t_diff) :], non_blocking=True)
+        # frame t's pointer replaces t-15's, which frame t+1 no longer reaches
+        slot = t % len(self.pointer_frames)
+        self.pointer_frames[slot] = t
+        self._pointer_slot_np[0] = slot
         return tuple(sorted(int(d) for d in t_diff[reach]))
+
+    def upload(self) -> None:
+        """The staged small inputs to the bank-attention inputs on the device (asynchronous copies)."""
+        n_slots, n_ptr = VIEWS * self.kept, len(self.pointer_frames)
+        self.slot_valid.copy_(self._host[:n_slots], non_blocking=True)
+        self.pointer_dist.copy_(self._host[n_slots : n_slots + n_ptr], non_blocking=True)
+        self.pointer_valid.copy_(self._host[n_slots + n_ptr :], non_blocking=True)
+        self.pointer_slot.copy_(self._pointer_slot_host, non_blocking=True)
+
+    def store_pointer(self, pointer: Tensor) -> None:
+        """Device: write frame t's pointer [C] into its ring slot (the slot index is a device tensor, so the
+        same launch serves every frame)."""
+        self.pointers.index_copy_(0, self.pointer_slot, pointer[None])
 
 
 class ObjectRings:
@@ -211,7 +262,7 @@ class ObjectRings:
     Each object's `BankRing` works on its own rows (own counts, compression per object and view), so an
     object's memory evolves exactly as in a pass of its own."""
 
-    def __init__(self, preset: Preset, device: torch.device, objects: int) -> None:
+    def __init__(self, preset: Preset, device: torch.device, objects: int, kernels: Impl = "torch") -> None:
         mem = preset.memory
         kept, tokens, channels, n_ptr = mem.bank_slots, preset.tokens, preset.mem_dim, mem.pointer_slots
         f = dict(device=device, dtype=torch.float32)
@@ -235,6 +286,7 @@ class ObjectRings:
                     self.pointer_valid[k],
                     scratch,
                 ),
+                kernels,
             )
             for k in range(objects)
         ]

@@ -13,9 +13,12 @@ from lmeec.runtime.pipeline import STAGE_SECTIONS
 
 
 def test_api_torch_run_writes_valid_json_csv_png(tmp_path, bench_cache, schema):
+    """The step options too (device pre/post-processing, BF16), at the frame sizes given; the compare test
+    below runs the default path."""
     from lmeec.bench.inputs import engines_cache_dir
     from lmeec.bench.report import format_report, write_outputs
     from lmeec.bench.runner import BenchConfig, run_benchmark
+    from lmeec.runtime.step_options import StepOptions
 
     engines = engines_cache_dir(bench_cache, "test", 0)
     config = BenchConfig(
@@ -27,6 +30,9 @@ def test_api_torch_run_writes_valid_json_csv_png(tmp_path, bench_cache, schema):
         warmup=0,
         threads=2,
         frames_source="random",
+        source_size=352,
+        target_size=(960, 540),
+        step=StepOptions(device_io=True, precision="bf16"),
         cache=bench_cache,
         progress=False,
         log=lambda msg: None,
@@ -37,6 +43,9 @@ def test_api_torch_run_writes_valid_json_csv_png(tmp_path, bench_cache, schema):
     assert run.stages["bank_attention"][0] is None  # no memory yet on frame 0
     assert all(v is not None for v in run.stages["bank_attention"][1:])
     assert all(run.stages[s][1] is not None for s in STAGE_SECTIONS)
+    assert all(v > 0 for v in run.stages["preprocess"]) and all(v > 0 for v in run.stages["postprocess"])
+    assert run.describe["precision"] == "bf16"
+    assert result.frames["source_hw"] == [352, 352] and result.frames["target_hw"] == [540, 960]
     assert run.summary["step"]["p50"] > 0 and run.summary["rss_max_mb"] > 0
     assert result.costmodel["source"].startswith("onnx graphs")
     assert result.costmodel["sections"]["image_encoder"]["gflop"] > 1
@@ -79,6 +88,9 @@ def test_cli_compare_prints_both_tables_and_the_ratio(tmp_path, bench_cache, sch
         (["--compare", "torch,tpu"], "unknown backend"),
         (["--frames", "0"], "--frames must be at least 1"),
         (["--windows", "3", "--window-fraction", "0.5"], "window fraction"),
+        (["--backend", "torch", "--graph", "--device", "cpu"], "--graph needs a CUDA device"),
+        (["--precision", "bf16", "--device", "cpu"], "--precision bf16 apply to --backend torch, not ort"),
+        (["--backend", "torch", "--precision", "fp16", "--device", "cpu"], "fp16 needs a CUDA device"),
     ],
 )
 def test_cli_refuses_bad_arguments(extra, message, capsys, tmp_path):

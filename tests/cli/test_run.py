@@ -237,3 +237,18 @@ def test_object_passes_group_by_frames_and_cap_at_max_objects():
     ]
     passes = object_passes(units, max_objects=2)
     assert [[u.obj for u in p] for p in passes] == [["a", "b"], ["d"], ["c"], ["e"]]
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--backend", "torch", "--graph", "--device", "cpu"], "--graph needs a CUDA device"),
+        (["--backend", "ort", "--precision", "bf16", "--device", "cpu"], "apply to --backend torch, not ort"),
+    ],
+)
+def test_impossible_step_options_are_refused(test_engines, tmp_path, capsys, extra, message):
+    args = ["run", "--engines", str(test_engines), "--source", "x", "--source-masks", "y", "--target", "z"]
+    assert main([*args, *extra, "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "o").exists()
