@@ -41,6 +41,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     onnx.add_argument("--force", action="store_true", help="replace a previous lmeec output folder")
     onnx.set_defaults(func=cmd_onnx)
 
+    tracker = formats.add_parser("tracker-onnx", help="the source tracker's per-frame stages as ONNX")
+    tracker.add_argument("--trunk", required=True, help="SAM 2.1 trunk: t, s, b+, l (or test)")
+    tracker.add_argument("--checkpoint", help="SAM 2.1 checkpoint (omit only with --random-weights)")
+    tracker.add_argument("--random-weights", type=int, metavar="SEED", help="export seeded random weights")
+    tracker.add_argument(
+        "--size", type=int, help="tracker image size (default: 1024, as SAM 2.1 was trained)"
+    )
+    tracker.add_argument("--out", required=True, help="engine folder to create")
+    tracker.add_argument("--no-simplify", action="store_true", help="skip onnxslim")
+    tracker.add_argument("--force", action="store_true", help="replace a previous lmeec output folder")
+    tracker.set_defaults(func=cmd_tracker_onnx)
+
 
 def cmd_onnx(args: argparse.Namespace) -> int:
     from lmeec.export.onnx import export_onnx
@@ -71,4 +83,31 @@ def cmd_onnx(args: argparse.Namespace) -> int:
     for name, g in manifest.graphs.items():
         shapes = ", ".join(f"{s.name}{list(s.shape)}" for s in g.inputs)
         print(f"  {name:<26} {g.extra.get('nodes', '?'):>5} nodes  {shapes}")
+    return 0
+
+
+def cmd_tracker_onnx(args: argparse.Namespace) -> int:
+    from lmeec.export.onnx import export_tracker_onnx
+    from lmeec.files import check_output
+    from lmeec.model.checkpoint import describe_weights
+    from lmeec.model.source_tracker import SourceTracker
+
+    if (args.checkpoint is None) == (args.random_weights is None):
+        raise ValueError("give exactly one of --checkpoint FILE or --random-weights SEED")
+    check_output(args.out, force=args.force, inputs=[args.checkpoint])
+    seed = args.random_weights or 0
+    tracker = SourceTracker(args.trunk, args.checkpoint, image_size=args.size, seed=seed)
+    manifest = export_tracker_onnx(
+        tracker.model,
+        args.out,
+        tracker.checkpoint,
+        seed=args.random_weights,
+        simplify=not args.no_simplify,
+        overwrite=args.force,
+    )
+    size = tracker.preset.image_size
+    print(
+        f"exported {len(manifest.graphs)} tracker graphs ({tracker.preset.name} at {size}) "
+        f"from {describe_weights(manifest.checkpoint)} to {args.out}"
+    )
     return 0

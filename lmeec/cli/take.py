@@ -37,6 +37,17 @@ def add_arguments(run: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--tracker-size", type=int, help="tracker image size (default: 1024 with a checkpoint, else LM-EEC's)"
     )
+    g.add_argument(
+        "--tracker-backend",
+        choices=["torch", "ort"],
+        help="who runs the tracker's per-frame stages (default: ort with --tracker-engines, else torch)",
+    )
+    g.add_argument("--tracker-engines", help="exported tracker folder (`lmeec export tracker-onnx`)")
+    g.add_argument(
+        "--share-encoder",
+        action="store_true",
+        help="encode the source frame once for tracker and LM-EEC (same trunk and size; --backend torch)",
+    )
     g.add_argument("--overlay", help="side-by-side pictures: out.mp4 or a folder of PNGs")
     g.add_argument(
         "--live", action="store_true", help="read --source/--target as streams of unknown length (OpenCV)"
@@ -99,6 +110,10 @@ def cmd_run_take(args: argparse.Namespace) -> int:
     if args.annotations is not None or args.source is None or args.target is None:
         raise ValueError("a prompted, live or overlay run needs --source and --target (and no --annotations)")
     prompt = parse_prompt(args)
+    if args.share_encoder and prompt is None:
+        raise ValueError("--share-encoder shares the source frame with the tracker: it needs a prompt")
+    if args.share_encoder and args.backend != "torch":
+        raise ValueError("--share-encoder runs LM-EEC on the PyTorch reference: use it with --backend torch")
     if (prompt is None) == (args.source_masks is None):
         raise ValueError(
             "give either a prompt (--prompt-mask/--prompt-box/--prompt-points) or --source-masks"
@@ -185,16 +200,42 @@ def _stepper(args: argparse.Namespace, pipeline, prompt, length: int | None):
         pipeline.reset(num_frames=length)
         return _MaskFolder(pipeline, masks)
     from lmeec.model.prompted import PromptedCorrespondence
-    from lmeec.model.source_tracker import SourceTracker
+    from lmeec.runtime.source_tracking import open_source_tracker
 
+    device = resolve_device(args.device, "torch")
     trunk = _tracker_trunk(args.tracker_checkpoint, pipeline.preset.name)
     size = args.tracker_size or (None if args.tracker_checkpoint else pipeline.preset.image_size)
-    tracker = SourceTracker(
-        trunk, args.tracker_checkpoint, image_size=size, device=resolve_device(args.device, "torch")
+    kind = args.tracker_backend or ("ort" if args.tracker_engines else "torch")
+    if kind == "torch" and args.tracker_engines:
+        raise ValueError("--tracker-engines is read by --tracker-backend ort, not torch")
+    tracker, _ = open_source_tracker(
+        kind,
+        engines=args.tracker_engines,
+        trunk=trunk,
+        checkpoint=args.tracker_checkpoint,
+        image_size=size,
+        device=device,
+        threads=args.threads,
     )
-    prompted = PromptedCorrespondence(pipeline, tracker)
+    correspondence = _shared_reference(args, pipeline, device) if args.share_encoder else pipeline
+    prompted = PromptedCorrespondence(correspondence, tracker, share_encoder=args.share_encoder)
     prompted.reset(prompt, args.prompt_frame, num_frames=length)
     return prompted
+
+
+def _shared_reference(args: argparse.Namespace, pipeline, device):
+    """LM-EEC for --share-encoder: the PyTorch reference with the torch backend's weights, whose image
+    features of the source frame the tracker can take (the exported pipeline encodes both views in one graph)."""
+    import warnings
+
+    from lmeec.model.tracker import Correspondence
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # random weights: already said for the pipeline
+        reference = Correspondence(pipeline.preset, device=device)
+    reference.model.load_state_dict(pipeline.backend.model.state_dict())  # the very weights of the pipeline
+    reference.weights = pipeline.backend.weights
+    return reference
 
 
 def _tracker_trunk(checkpoint: str | None, lmeec_preset: str) -> str:

@@ -50,6 +50,9 @@ def write_fp16_folder(onnx_dir: Path | str, out: Path | str, overwrite: bool = F
             graphs,
             manifest.checkpoint,
             manifest.versions,
+            source_mask=manifest.source_mask,
+            model=manifest.model,
+            image_size=manifest.image_size,
             max_objects=manifest.max_objects,
         )
         result.write(tmp)

@@ -13,7 +13,9 @@ from pathlib import Path
 
 from lmeec.files import atomic_write_json, read_json, sha256
 from lmeec.model.config import Preset, get_preset
+from lmeec.model.source_tracker import tracker_preset
 from lmeec.model.stages import STAGES, TensorSpec, graph_name, object_profiles
+from lmeec.model.tracker_stages import TRACKER_STAGES
 
 MANIFEST = "manifest.json"
 FORMAT = "lmeec-engines"
@@ -55,6 +57,8 @@ class Manifest:
     tensorrt: dict = field(default_factory=dict)  # filled by `lmeec build trt`
     source_mask: str = "research"
     max_objects: int = 1  # object batch profiles exported: lmeec.model.stages.object_profiles(max_objects)
+    model: str = "lmeec"  # or "tracker": the source tracker's stages (preset "tracker-<trunk>")
+    image_size: int | None = None  # the tracker's image size (LM-EEC presets fix their own)
 
     def to_json(self) -> dict:
         return {"format": FORMAT, "format_version": FORMAT_VERSION, **asdict(self)}
@@ -64,6 +68,8 @@ class Manifest:
 
     @property
     def preset_config(self) -> Preset:
+        if self.model == "tracker":
+            return tracker_preset(self.preset.removeprefix("tracker-"), self.image_size)
         preset = get_preset(self.preset).with_compression(self.compression)  # type: ignore[arg-type]
         return preset.with_source_mask(self.source_mask)  # type: ignore[arg-type]
 
@@ -106,16 +112,28 @@ def read_manifest(folder: Path | str) -> Manifest:
             data.get("tensorrt", {}),
             data.get("source_mask", "research"),
             int(data.get("max_objects", 1)),
+            data.get("model", "lmeec"),
+            data.get("image_size"),
         )
     except KeyError as exc:
         raise ValueError(f"{path}: missing key {exc}") from exc
 
 
 def check_manifest(
-    folder: Path | str, manifest: Manifest, preset: str | None = None, verify_hashes: bool = True
+    folder: Path | str,
+    manifest: Manifest,
+    preset: str | None = None,
+    verify_hashes: bool = True,
+    model: str = "lmeec",
 ) -> None:
-    """Refuse a folder whose files, preset or graph shapes disagree with this lmeec's stages."""
+    """Refuse a folder whose model, files, preset or graph shapes disagree with this lmeec's stages."""
     folder = Path(folder)
+    if manifest.model != model:
+        what = {"lmeec": "LM-EEC's", "tracker": "the source tracker's"}
+        raise ValueError(
+            f"{folder}: holds {what.get(manifest.model, manifest.model)} graphs, "
+            f"not {what.get(model, model)} (export it with the matching `lmeec export` format)"
+        )
     here = library_versions(("lmeec",))["lmeec"]
     if manifest.versions.get("lmeec") != here:
         warnings.warn(
@@ -125,7 +143,7 @@ def check_manifest(
         )
     if preset is not None and get_preset(preset).name != manifest.preset:
         raise ValueError(f"{folder}: engines were exported for preset {manifest.preset!r}, not {preset!r}")
-    expected = _expected_specs(manifest.preset_config, manifest.max_objects)
+    expected = _expected_specs(manifest.preset_config, manifest.max_objects, manifest.model)
     missing = sorted(set(expected) - set(manifest.graphs))
     if missing:
         raise ValueError(f"{folder}: manifest lacks graph(s) {', '.join(missing)}")
@@ -146,9 +164,11 @@ def check_manifest(
 
 
 def _expected_specs(
-    preset: Preset, max_objects: int = 1
+    preset: Preset, max_objects: int = 1, model: str = "lmeec"
 ) -> dict[str, tuple[list[TensorSpec], list[TensorSpec]]]:
     """Stage I/O for a preset and its object profiles (specs depend on those only, not on weights)."""
+    if model == "tracker":  # one object, its own stages
+        return {cls.name: (cls.input_specs(preset), cls.output_specs(preset)) for cls in TRACKER_STAGES}
     return {
         graph_name(cls.name, k): (cls.input_specs(preset, k), cls.output_specs(preset, k))
         for k in object_profiles(max_objects)

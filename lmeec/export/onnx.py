@@ -13,8 +13,9 @@ import torch
 from lmeec.export.manifest import GraphEntry, Manifest, library_versions, sha256
 from lmeec.files import atomic_dir
 from lmeec.model.checkpoint import Checkpoint, weights_provenance
-from lmeec.model.network import LMEEC
+from lmeec.model.network import LMEEC, SAM21
 from lmeec.model.stages import Stage, build_stages
+from lmeec.model.tracker_stages import build_tracker_stages
 
 OPSET = 18
 SLIM_TOLERANCE = 1e-5  # a simplified graph is kept only if it matches the plain export this closely
@@ -86,10 +87,61 @@ def export_onnx(
     Export always runs on the CPU in float32 so that the graphs do not depend on the exporting device.
     `max_objects` sets the object batch profiles (1, 2, 4, … up to it) of the per-object stages.
     """
+    model = model.to("cpu").float().eval()
+    return _write_folder(
+        build_stages(model, max_objects),
+        out,
+        checkpoint,
+        seed,
+        simplify,
+        overwrite,
+        progress,
+        preset=model.preset.name,
+        compression=model.preset.memory.compression,
+        source_mask=model.preset.source_mask,
+        max_objects=max_objects,
+    )
+
+
+def export_tracker_onnx(
+    model: SAM21,
+    out: Path | str,
+    checkpoint: Checkpoint | None,
+    seed: int | None = None,
+    simplify: bool = True,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> Manifest:
+    """The source tracker's per-frame stages (manifest model "tracker") into `out`, as export_onnx does."""
+    model = model.to("cpu").float().eval()
+    return _write_folder(
+        build_tracker_stages(model),
+        out,
+        checkpoint,
+        seed,
+        simplify,
+        overwrite,
+        progress,
+        preset=model.preset.name,
+        compression=model.preset.memory.compression,
+        model="tracker",
+        image_size=model.preset.image_size,
+    )
+
+
+def _write_folder(
+    stages: dict[str, Stage],
+    out: Path | str,
+    checkpoint: Checkpoint | None,
+    seed: int | None,
+    simplify: bool,
+    overwrite: bool,
+    progress: bool,
+    **manifest_fields,
+) -> Manifest:
+    """One ONNX file per stage and manifest.json, atomically."""
     from tqdm import tqdm
 
-    model = model.to("cpu").float().eval()
-    stages = build_stages(model, max_objects)
     graphs: dict[str, GraphEntry] = {}
     with atomic_dir(out, overwrite=overwrite) as tmp:
         for name, stage in tqdm(stages.items(), desc="export", unit="graph", disable=not progress):
@@ -100,14 +152,11 @@ def export_onnx(
         if checkpoint is None:
             ckpt_info["random_seed"] = seed  # the torch backend rebuilds these weights from the seed
         manifest = Manifest(
-            preset=model.preset.name,
-            compression=model.preset.memory.compression,
-            source_mask=model.preset.source_mask,
             opset=OPSET,
             graphs=graphs,
             checkpoint=ckpt_info,
             versions=library_versions(),
-            max_objects=max_objects,
+            **manifest_fields,
         )
         manifest.write(tmp)
     return manifest

@@ -302,6 +302,9 @@ def build_trt(
                 "timing_cache": str(cache_path) if cache_path else None,
                 "source": str(onnx_dir),
             },
+            source_mask=manifest.source_mask,
+            model=manifest.model,
+            image_size=manifest.image_size,
         )
         built.write(tmp)
     if cache_path and cache:

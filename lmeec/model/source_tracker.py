@@ -4,15 +4,17 @@ The rules are those of sam2's `SAM2VideoPredictor` (its `track_step` runs every 
 conditioning memory, the 6 most recent frames are the recent memory, up to 16 object pointers (the prompt
 frame's and those of the 15 previous frames), its prompt encoder, mask decoder and no-object rule, and its
 post-processing flags (stability fallback to multi-mask, binarised prompt masks in memory, bf16 memory
-features). Differences, both deliberate: the stock predictor keeps every frame's state, this tracker keeps
-only the prompt frame and the last 15 frames (all that the rules can ever read, so the outputs are the same);
-and sam2's small-hole filling (a CUDA extension, skipped by sam2 itself without it) is not applied.
+features). Differences, both deliberate: the stock predictor keeps every frame's state, this tracker keeps a
+fixed ring (`TrackerRing`: the prompt frame's memory and pointer, the last 6 frames' memory, the last 15
+frames' pointers: all that the rules can ever read) and attends over all of it with empty slots masked (the
+same result up to float summation order); and sam2's small-hole filling (a CUDA extension, skipped by sam2
+itself without it) is not applied.
 """
 
 from __future__ import annotations
 
 import sys
-from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,10 +23,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from lmeec.model.checkpoint import MOE_PREFIX, check_fit, read_checkpoint
+from lmeec.model.checkpoint import MOE_PREFIX, Checkpoint, check_fit, read_checkpoint
 from lmeec.model.config import HIERA_B_PLUS, HIERA_L, HIERA_S, HIERA_T, Preset, get_preset
 from lmeec.model.network import SAM21, FrameFeatures, seeded
 from lmeec.model.preprocess import check_frame, frame_to_tensor, mask_to_input
+from lmeec.model.tracker_ring import TrackerRing
+from lmeec.model.tracker_stages import build_tracker_stages
+
+# Who runs a tracker stage: (graph, feeds, fetches) -> a no-argument runner (a runtime backend's `bind`).
+Bind = Callable[[str, dict[str, Tensor], dict[str, Tensor]], Callable[[], None]]
 
 TRACKER_TRUNKS = {"t": HIERA_T, "s": HIERA_S, "b+": HIERA_B_PLUS, "l": HIERA_L}
 TRAINED_SIZE = 1024  # SAM 2.1 checkpoints were trained at 1024×1024
@@ -105,6 +112,11 @@ class SourceResult:
 class SourceTracker:
     """SAM 2.1 video object segmentation of one object in the source view, one frame at a time.
 
+    Every frame after the prompt frame runs the static-shape tracker stages (`tracker_stages`) over fixed
+    buffers and the fixed ring (`TrackerRing`); `bind` chooses who runs them (default: these PyTorch modules
+    eagerly; `bind()` hands them to a runtime backend). The prompt frame, once per take, runs sam2's own
+    `track_step` on this model (variable-length point prompts, the mask-as-output path).
+
     >>> tracker = SourceTracker("t", "sam2.1_hiera_tiny.pt")
     >>> tracker.reset(num_frames=n)          # omit for a live stream
     >>> first = tracker.prompt(frame0, Prompt(box=(10, 20, 90, 120)))
@@ -123,22 +135,48 @@ class SourceTracker:
         self.preset = tracker_preset(trunk, image_size)
         self.device = torch.device(device)
         self.model: SAM21 = seeded(SAM21, self.preset, seed, self.device, **PREDICTOR_FLAGS)
-        if checkpoint is not None:
-            load_tracker_weights(self.model, checkpoint)
+        self.checkpoint = load_tracker_weights(self.model, checkpoint) if checkpoint is not None else None
+        self.stages = build_tracker_stages(self.model)
+        self.ring = TrackerRing(self.preset, self.device)
+        self.buffers = dict(self.ring.feeds())
+        for stage in self.stages.values():
+            for spec in (*stage.inputs(), *stage.outputs()):
+                if spec.name not in self.buffers:
+                    dtype = getattr(torch, spec.dtype)
+                    self.buffers[spec.name] = torch.zeros(spec.shape, dtype=dtype, device=self.device)
+        self.bind(self._bind_eager)
         self.reset()
+
+    def bind(self, bind: Bind) -> None:
+        """Let `bind` (e.g. a runtime backend's) run the stages over this tracker's buffers from now on."""
+        self._runners = {
+            name: bind(
+                name,
+                {s.name: self.buffers[s.name] for s in stage.inputs()},
+                {s.name: self.buffers[s.name] for s in stage.outputs()},
+            )
+            for name, stage in self.stages.items()
+        }
+
+    def _bind_eager(
+        self, graph: str, feeds: dict[str, Tensor], fetches: dict[str, Tensor]
+    ) -> Callable[[], None]:
+        stage = self.stages[graph]
+        args = [feeds[s.name] for s in stage.inputs()]
+        outs = [fetches[s.name] for s in stage.outputs()]
+
+        def run() -> None:
+            result = stage(*args)
+            for out, value in zip(outs, result if isinstance(result, tuple) else (result,), strict=True):
+                out.copy_(value)
+
+        return run
 
     def reset(self, num_frames: int | None = None) -> None:
         """Forget the take; its length (when known) bounds the pointer distances as in sam2."""
         self.num_frames = num_frames
         self.index: int | None = None  # next frame index; None until prompted
-        self.cond: dict[int, dict] = {}
-        self.recent: OrderedDict[int, dict] = OrderedDict()
-        self._memory_pos: list[Tensor] | None = None  # the same for every frame: one copy, as sam2 keeps
-
-    @property
-    def window(self) -> int:
-        """Frames kept besides the prompt frame: the farthest any pointer or memory rule reaches back."""
-        return self.model.max_obj_ptrs_in_encoder - 1
+        self.ring.clear()
 
     @torch.inference_mode()
     def prompt(
@@ -162,7 +200,12 @@ class SourceTracker:
                 "point_coords": xy[None].to(self.device),
                 "point_labels": torch.tensor([labels], dtype=torch.int32, device=self.device),
             }
-        feats, pos, sizes = self._vision(frame, features)
+        self._encode(frame, features)
+        b = self.buffers
+        levels = (b["feat_s0"], b["feat_s1"], b["feats"])
+        feats = [x.flatten(2).permute(2, 0, 1) for x in levels]
+        pos = [None, None, self.stages["tracker_memory_attention"].get_buffer("feat_pos")]
+        sizes = [tuple(x.shape[-2:]) for x in levels]
         out = self.model.track_step(
             frame_idx=frame_index,
             is_init_cond_frame=True,
@@ -177,16 +220,16 @@ class SourceTracker:
         )
         # sam2 encodes a prompted frame's memory from its low-res mask, upsampled and binarised
         high_res = F.interpolate(out["pred_masks"], size=(s, s), mode="bilinear", align_corners=False)
-        memory, memory_pos = self.model._encode_new_memory(
+        memory, _ = self.model._encode_new_memory(
             feats, sizes, high_res, out["object_score_logits"], is_mask_from_pts=True
         )
-        self.cond[frame_index] = self._compact(out, memory, memory_pos)
+        self.ring.write_prompt(frame_index, memory.flatten(2).transpose(1, 2), out["obj_ptr"])
         self.index = frame_index + 1
-        return self._result(frame_index, out, (h, w))
+        return self._result(frame_index, out["pred_masks"], out["object_score_logits"], (h, w))
 
     @torch.inference_mode()
     def step(self, frame: object, features: FrameFeatures | None = None) -> SourceResult:
-        """Track into the next frame from the prompt frame and the recent frames' memory."""
+        """Track into the next frame from the prompt frame's and the recent frames' memory in the ring."""
         if self.index is None:
             raise RuntimeError(
                 "the source tracker has no prompt yet: call prompt() on the prompt frame first"
@@ -195,66 +238,40 @@ class SourceTracker:
         t = self.index
         if self.num_frames is not None and t >= self.num_frames:
             raise ValueError(f"the take was declared with {self.num_frames} frames; call reset() first")
-        feats, pos, sizes = self._vision(frame, features)
-        out = self.model.track_step(
-            frame_idx=t,
-            is_init_cond_frame=False,
-            current_vision_feats=feats,
-            current_vision_pos_embeds=pos,
-            feat_sizes=sizes,
-            point_inputs=None,
-            mask_inputs=None,
-            output_dict={"cond_frame_outputs": self.cond, "non_cond_frame_outputs": self.recent},
-            num_frames=self._length,
-            run_mem_encoder=True,
-        )
-        self.recent[t] = self._compact(out, out["maskmem_features"], out["maskmem_pos_enc"])
-        while len(self.recent) > self.window:  # the ring: older frames are never read again
-            self.recent.popitem(last=False)
+        self._encode(frame, features)
+        self.ring.prepare(t, min(self._length, self.model.max_obj_ptrs_in_encoder) - 1)
+        for name in ("tracker_memory_attention", "tracker_decoder", "tracker_memory_encoder"):
+            self._runners[name]()
+        b = self.buffers
+        self.ring.write(t, b["memory"], b["pointer"])
         self.index = t + 1
-        return self._result(t, out, frame.shape[:2])
+        return self._result(t, b["low_res_logits"], b["object_score"], frame.shape[:2])
 
     @property
     def _length(self) -> int:
         return self.num_frames if self.num_frames is not None else STREAM_LENGTH
 
-    def _vision(self, frame: np.ndarray, features: FrameFeatures | None) -> tuple[list, list, list]:
-        """sam2's flattened multi-level features ([HW, 1, C] each) of one frame, computed or shared."""
+    def _encode(self, frame: np.ndarray, features: FrameFeatures | None) -> None:
+        """Fill the frame-feature buffers: run the image-encoder stage, or copy shared features in."""
+        b = self.buffers
         if features is None:
-            image = frame_to_tensor(frame, self.model.image_size)[None].to(self.device)
-            features = self.model.encode_frames(image)
-        levels = (features.feat_s0, features.feat_s1, features.feats)
-        feats = [x.flatten(2).permute(2, 0, 1) for x in levels]
-        pos = [None, None, features.pos.flatten(2).permute(2, 0, 1)]  # sam2 reads only the last level's
-        return feats, pos, [tuple(x.shape[-2:]) for x in levels]
+            b["image"].copy_(frame_to_tensor(frame, self.model.image_size)[None])
+            self._runners["tracker_image_encoder"]()
+            return
+        for name in ("feat_s0", "feat_s1", "feats"):
+            b[name].copy_(getattr(features, name))
 
-    def _compact(self, out: dict, memory: Tensor, memory_pos: list[Tensor]) -> dict:
-        """What later frames read of this one (sam2 stores memory features in bfloat16)."""
-        if self._memory_pos is None:
-            self._memory_pos = memory_pos
-        return {
-            "maskmem_features": memory.to(torch.bfloat16),
-            "maskmem_pos_enc": self._memory_pos,
-            "obj_ptr": out["obj_ptr"],
-            "object_score_logits": out["object_score_logits"],
-        }
-
-    def _result(self, t: int, out: dict, hw: tuple[int, int]) -> SourceResult:
-        low = out["pred_masks"].float()
+    def _result(self, t: int, low_res: Tensor, score: Tensor, hw: tuple[int, int]) -> SourceResult:
+        low = low_res.float().clone()
         logits = F.interpolate(low, size=hw, mode="bilinear", align_corners=False)
-        return SourceResult(
-            t, (logits[0, 0] > 0).cpu().numpy(), logits, low, float(out["object_score_logits"])
-        )
+        return SourceResult(t, (logits[0, 0] > 0).cpu().numpy(), logits, low, float(score))
 
     def memory_bytes(self) -> int:
-        """Bytes held by the tracker's memory (prompt frame + ring), to show it stays flat."""
-        held = [*self.cond.values(), *self.recent.values()]
-        tensors = [v for out in held for v in out.values() if isinstance(v, Tensor)]
-        tensors += self._memory_pos or []
-        return sum(v.numel() * v.element_size() for v in tensors)
+        """Bytes held by the tracker's memory (the fixed ring), to show it stays flat."""
+        return self.ring.nbytes()
 
 
-def load_tracker_weights(model: SAM21, path: str | Path) -> None:
+def load_tracker_weights(model: SAM21, path: str | Path) -> Checkpoint:
     """Load a SAM 2.1 (or LM-EEC, whose MV-MoE is ignored) checkpoint, refusing any mismatch."""
     ckpt = read_checkpoint(path)
     state = {k: v for k, v in ckpt.state_dict.items() if not k.startswith(MOE_PREFIX)}
@@ -262,3 +279,4 @@ def load_tracker_weights(model: SAM21, path: str | Path) -> None:
     if not report.fits:
         raise ValueError(f"{ckpt.path} does not fit tracker {model.preset.name!r}: {report.describe()}")
     model.load_state_dict(state, strict=True)
+    return ckpt

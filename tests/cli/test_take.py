@@ -144,3 +144,65 @@ def test_stream_that_stops_keeps_outputs_and_fails(test_engines, take, tmp_path,
     doc = json.loads((out / "predictions.json").read_text())
     assert list(doc["frames"]) == ["000000", "000001", "000002"]  # the frames before the stop are kept
     assert sorted(p.name for p in overlay.iterdir()) == ["000000.png", "000001.png", "000002.png"]
+
+
+def _masks(folder) -> dict[str, np.ndarray]:
+    return {p.stem: np.asarray(Image.open(p)) > 0 for p in sorted(folder.glob("*.png"))}
+
+
+def test_tracker_on_ort_from_exported_folder(test_engines, take, tmp_path):
+    """`lmeec export tracker-onnx` + `--tracker-engines`: the source masks of the torch-tracker run."""
+    folder = tmp_path / "tracker"
+    export = ["export", "tracker-onnx", "--trunk", "test", "--random-weights", "0", "--no-simplify"]
+    assert main([*export, "--size", str(TRACKER_SIZE), "--out", str(folder)]) == 0
+    prompt = ["--prompt-mask", str(take / "mask.png")]
+    assert main(_args(test_engines, take, tmp_path / "ort", *prompt, "--tracker-engines", str(folder))) == 0
+    assert (
+        main(_args(test_engines, take, tmp_path / "torch", *prompt, "--tracker-size", str(TRACKER_SIZE))) == 0
+    )
+    ort_masks, torch_masks = (
+        _masks(tmp_path / "ort" / "source_masks"),
+        _masks(tmp_path / "torch" / "source_masks"),
+    )
+    assert list(ort_masks) == list(torch_masks) and len(ort_masks) == FRAMES
+    agree = np.mean([np.mean(ort_masks[k] == torch_masks[k]) for k in ort_masks])
+    assert agree >= 0.999 and any(m.any() for m in torch_masks.values())
+
+
+def test_share_encoder_gives_the_separate_run(take, tmp_path):
+    """--share-encoder (one encoder pass of the source frame) against the separate run, same weights."""
+    runs = {}
+    for name, extra in (("separate", []), ("shared", ["--share-encoder"])):
+        out = tmp_path / name
+        args = _args("-", take, out, "--prompt-mask", str(take / "mask.png"), *extra)
+        args[1:3] = ["--backend", "torch", "--preset", "test"]  # drop --engines: the torch backend, seed 0
+        assert main(args) == 0
+        runs[name] = out
+    a, b = runs["separate"], runs["shared"]
+    for sub in ("source_masks", "masks"):
+        want, got = _masks(a / sub), _masks(b / sub)
+        assert list(want) == list(got) and want
+        agree = np.mean([np.mean(want[k] == got[k]) for k in want])
+        assert agree >= 0.999, f"{sub}: {agree}"
+    doc_a = json.loads((a / "predictions.json").read_text())["frames"]
+    doc_b = json.loads((b / "predictions.json").read_text())["frames"]
+    for name, frame in doc_a.items():
+        assert frame["skipped"] == doc_b[name]["skipped"]
+        if not frame["skipped"]:
+            assert frame["object_score"] == pytest.approx(doc_b[name]["object_score"], abs=1e-3)
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--share-encoder"], "use it with --backend torch"),
+        (["--backend", "torch", "--preset", "test", "--share-encoder", "--tracker-size", "32"], "same trunk"),
+    ],
+)
+def test_share_encoder_refusals_are_one_line(test_engines, take, tmp_path, capsys, extra, message):
+    args = _args(test_engines, take, tmp_path / "out", "--prompt-mask", str(take / "mask.png"), *extra)
+    if "--backend" in extra:
+        del args[1:3]  # no --engines: the torch backend from --preset
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1 and err.startswith("lmeec run: error:")

@@ -66,3 +66,60 @@ def test_tracker_checkpoint_loads_and_names_its_trunk(tmp_path):
         assert torch.equal(loaded.model.state_dict()[key], value), key
     with pytest.raises(ValueError, match="does not fit tracker 'tracker-s'"):
         SourceTracker("s", path, image_size=128)
+
+
+class _EncodedOnce(Correspondence):
+    """LM-EEC whose image features of a frame pair are computed once (the memory paths run every frame)."""
+
+    def encode(self, source_frame, target_frame):
+        key = (source_frame.tobytes(), target_frame.tobytes())
+        if key not in self.encoded:
+            self.encoded[key] = super().encode(source_frame, target_frame)
+        return self.encoded[key]
+
+
+def test_prompted_mode_memory_is_flat_over_200_frames():
+    """Tracker + LM-EEC over a 200-frame live take (shared encoder, 4 distinct frames encoded once): from
+    frame 30 (all windows full) to 199 the tracker ring's bytes and buffers, the number and bytes of live
+    tensors stay the same."""
+    import dataclasses
+    import gc
+
+    import torch
+
+    from lmeec.model.config import get_preset
+
+    rng = np.random.default_rng(0)
+    sources = [rng.integers(0, 255, (48, 64, 3), dtype=np.uint8) for _ in range(4)]
+    target = rng.integers(0, 255, (36, 64, 3), dtype=np.uint8)
+    mask = np.zeros((48, 64), bool)
+    mask[10:30, 10:30] = True
+    lmeec = _EncodedOnce(dataclasses.replace(get_preset("test"), image_size=32))
+    lmeec.encoded = {}
+    tracker = SourceTracker("test", image_size=32)
+    run = PromptedCorrespondence(lmeec, tracker, share_encoder=True)
+    run.reset(Prompt(mask=mask), 0)  # live: unknown length
+
+    def snapshot() -> dict:
+        gc.collect()
+        tensors = [o for o in gc.get_objects() if type(o) is torch.Tensor]
+        return {
+            "ring_bytes": tracker.memory_bytes(),
+            "buffers": {k: v.data_ptr() for k, v in tracker.buffers.items()},
+            "ring": tracker.ring.memory.data_ptr(),
+            "tensors": len(tensors),
+            "tensor_bytes": sum(t.numel() * t.element_size() for t in tensors),
+        }
+
+    seen, tracked = {}, 0
+    for t in range(200):
+        result = run.step(sources[t % 4], target)
+        tracked += bool(result.source.mask.any()) and not result.target.skipped
+        if t in (30, 199):
+            seen[t] = snapshot()
+    a, b = seen[30], seen[199]
+    assert a["ring_bytes"] == b["ring_bytes"] > 0
+    assert a["buffers"] == b["buffers"] and a["ring"] == b["ring"]
+    assert (a["tensors"], a["tensor_bytes"]) == (b["tensors"], b["tensor_bytes"])
+    assert tracked > 100  # both models kept an object: every memory path ran
+    assert sorted(tracker.ring.pointer_frame[1:]) == list(range(185, 200))

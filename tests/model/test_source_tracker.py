@@ -62,6 +62,8 @@ def _our_run(ours, frames, prompt) -> list[torch.Tensor]:
 
 def _compare(want, got) -> None:
     assert len(want) == len(got) == FRAMES
+    worst = max((a - b).abs().max().item() for a, b in zip(want, got))
+    print(f"max |logit diff| vs sam2's predictor over {FRAMES} frames: {worst:.2e}")
     for t, (a, b) in enumerate(zip(want, got)):
         assert a.shape == b.shape == (1, 1, H, W)
         diff = (a - b).abs().max().item()
@@ -92,8 +94,8 @@ def test_points_prompt_matches_sam2_video_predictor(setup):
     _compare(want, got)
 
 
-def test_memory_is_bounded_over_200_frames():
-    """Prompt frame + 15 recent frames are kept; bytes held are the same at frame 30 and frame 200."""
+def test_memory_is_a_fixed_ring_over_200_frames():
+    """Prompt frame + 6 recent memories + 15 recent pointers, in the same tensors from frame 1 to frame 199."""
     rng = np.random.default_rng(0)
     tracker = SourceTracker("test", image_size=SIZE, seed=2)
     frame = rng.integers(0, 255, (64, 80, 3), dtype=np.uint8)
@@ -106,13 +108,22 @@ def test_memory_is_bounded_over_200_frames():
         encoded = [tracker.model.encode_frames(frame_to_tensor(f, SIZE)[None]) for f in frames]
     tracker.reset()  # live stream: unknown length
     tracker.prompt(frame, Prompt(mask=mask))
+    ring = tracker.ring
+    storage = {k: v.data_ptr() for k, v in tracker.buffers.items()} | {"memory": ring.memory.data_ptr()}
     held = {}
     for t in range(1, 200):
         tracker.step(frames[t % 4], features=encoded[t % 4])
         if t in (30, 199):
             held[t] = tracker.memory_bytes()
-    assert list(tracker.cond) == [0] and list(tracker.recent) == list(range(185, 200))
+            assert {k: v.data_ptr() for k, v in tracker.buffers.items()} | {
+                "memory": ring.memory.data_ptr()
+            } == storage
+    assert ring.slot_frame[0] == 0 and sorted(ring.slot_frame[1:]) == list(range(194, 200))
+    assert ring.pointer_frame[0] == 0 and sorted(ring.pointer_frame[1:]) == list(range(185, 200))
     assert held[30] == held[199] > 0
+    # the last step's memory sits in frame 199's slot, rounded to bfloat16 as sam2 stores it
+    slot = list(ring.slot_frame).index(199)
+    assert torch.equal(ring.memory[slot], tracker.buffers["memory"][0].to(torch.bfloat16))
 
 
 @pytest.mark.parametrize(

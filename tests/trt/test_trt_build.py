@@ -52,6 +52,13 @@ def test_typed_fp16_builds_strongly_typed_policy_onnx(fake_export, tmp_path, fak
     assert m.graphs.keys() == out.graphs.keys()
 
 
+def test_plans_keep_the_exports_source_mask_encoding(fake_export, tmp_path, fake_trt):
+    doc = json.loads((fake_export / "manifest.json").read_text())
+    (fake_export / "manifest.json").write_text(json.dumps(doc | {"source_mask": "sam2"}))
+    _build(fake_trt("10.3.0"), fake_export, tmp_path / "plans", fp16=False)
+    assert read_manifest(tmp_path / "plans").source_mask == "sam2"
+
+
 def test_layers_mode_pins_float_layers_by_onnx_node(fake_export, tmp_path, fake_trt):
     fake = fake_trt("10.3.0")
     m = _build(fake, fake_export, tmp_path / "plans", fp16=True, mode="layers")
@@ -195,8 +202,11 @@ def test_cli_without_tensorrt_fails_in_one_line(fake_export, tmp_path, capsys):
 def test_cli_onnx_fp16_folder(fake_export, tmp_path, capsys):
     from lmeec.cli import main
 
+    doc = json.loads((fake_export / "manifest.json").read_text())
+    (fake_export / "manifest.json").write_text(json.dumps(doc | {"source_mask": "sam2"}))
     assert main(["build", "onnx-fp16", "--onnx", str(fake_export), "--out", str(tmp_path / "f16")]) == 0
     m = read_manifest(tmp_path / "f16")
     check_manifest(tmp_path / "f16", m, "test")
+    assert m.source_mask == "sam2"  # the export's source-mask encoding survives the rebuild
     assert m.graphs["mask_decoder"].extra["precision"] == "fp16"
     assert json.loads((tmp_path / "f16" / "manifest.json").read_text())["graphs"]["moe_fusion"]["inputs"]

@@ -102,14 +102,16 @@ class OrtBackend(Backend):
         providers: list[str] | None = None,
         provider_options: dict[str, dict] | None = None,
         spinning: bool = False,
+        model: str = "lmeec",
     ) -> None:
         """spinning: let idle intra-op threads spin-wait (ONNX Runtime's default). Off here: between graph
-        runs the pipeline does host work that spinning threads would starve on small CPUs."""
+        runs the pipeline does host work that spinning threads would starve on small CPUs.
+        model: which graphs the folder must hold, LM-EEC's or the source tracker's (manifest `model`)."""
         import onnxruntime as ort
 
         self.folder = Path(engines)
         self.manifest: Manifest = read_manifest(self.folder)
-        check_manifest(self.folder, self.manifest, preset)
+        check_manifest(self.folder, self.manifest, preset, model=model)
         self.preset = self.manifest.preset_config
         self.max_objects = self.manifest.max_objects
         self.weights = self.manifest.checkpoint

@@ -22,7 +22,7 @@ from lmeec.export.precision import ISLANDS
 from lmeec.model.checkpoint import load_into, weights_provenance
 from lmeec.model.config import get_preset
 from lmeec.model.network import LMEEC, build_model
-from lmeec.model.stages import build_stages
+from lmeec.model.stages import Stage, build_stages
 from lmeec.runtime.backend import Backend, Runner, check_bindings
 
 MAX_OBJECTS = 8  # object profiles the reference stages are built for (1, 2, 4, 8)
@@ -61,12 +61,15 @@ def run_in_fp32(module: nn.Module, device_type: str) -> None:
 class TorchBackend(Backend):
     name = "torch"
 
-    def __init__(self, model: LMEEC, max_objects: int = MAX_OBJECTS) -> None:
+    def __init__(
+        self, model: LMEEC, max_objects: int = MAX_OBJECTS, stages: dict[str, Stage] | None = None
+    ) -> None:
+        """stages: other graphs over the model's weights (the source tracker's); default LM-EEC's."""
         self.model = model
         self.preset = model.preset
         self.device = next(model.parameters()).device
         self.max_objects = max_objects
-        self.stages = build_stages(model, max_objects)
+        self.stages = build_stages(model, max_objects) if stages is None else stages
         self.weights: dict = {"weights": "unknown (a model passed in)"}
         self.precision = "fp32"
         self.compiled: dict[str, object] = {}  # stage name -> torch.compile'd stage (`configure`)
