@@ -88,7 +88,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             r = measured.pipeline.step(fr.source_rgb, fr.source_mask, fr.target_rgb)  # skipped: no query mask
             print(f"{fr.frame:>6} {'skipped':>8}   (no source mask at this frame)")
             if overlay:
-                overlay.add(r.frame_index, fr.source_rgb, None, fr.target_rgb, None, None, 0.0)
+                overlay.add(r.frame_index, fr.source_rgb, [None], fr.target_rgb, [None], [None], 0.0)
             continue
         r = measured.step((fr.source_rgb, fr.source_mask, fr.target_rgb), record=True)
         run = measured.run
@@ -96,10 +96,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
             overlay.add(
                 r.frame_index,
                 fr.source_rgb,
-                fr.source_mask,
+                [fr.source_mask],
                 fr.target_rgb,
-                r.mask,
-                r.object_score,
+                [r.mask],
+                [r.object_score],
                 run.step_ms[-1],
             )
         print(

@@ -1,18 +1,33 @@
 """`--overlay`: side-by-side pictures of a run — source frame with its mask, target frame with the prediction.
 
-An MP4 (path ending in .mp4) or a folder of PNGs, written atomically. Frame index, object score and step
-latency are burned in, and "RANDOM WEIGHTS" when the masks come from untrained models.
+An MP4 (path ending in .mp4) or a folder of PNGs, written atomically. One tint per object (the same on both
+views); frame index, object scores and step latency are burned in, and "RANDOM WEIGHTS" when the masks come
+from untrained models.
 """
 
 from __future__ import annotations
 
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 HEIGHT = 360  # each panel is scaled to this height, aspect kept
-COLOUR = np.array([255, 200, 0], np.float32)  # the object's tint (one object): amber on both views
+# one tint per object, in object order (RGB): amber first, then colours far from it and from each other
+PALETTE = np.array(
+    [
+        [255, 200, 0],
+        [0, 170, 255],
+        [255, 60, 200],
+        [60, 220, 60],
+        [255, 100, 40],
+        [150, 90, 255],
+        [0, 230, 200],
+        [230, 230, 230],
+    ],
+    np.float32,
+)
 ALPHA = 0.5
 
 
@@ -44,24 +59,22 @@ class Overlay:
         self,
         index: int,
         source: np.ndarray,
-        source_mask: np.ndarray | None,
+        source_masks: Sequence[np.ndarray | None],
         target: np.ndarray,
-        target_mask: np.ndarray | None,
-        score: float | None,
+        target_masks: Sequence[np.ndarray | None],
+        scores: Sequence[float | None],
         latency_ms: float,
     ) -> None:
+        """One frame pair; masks and scores per object, in object order (None: no mask / skipped)."""
         cv2 = self._cv2
-        left = _panel(cv2, source, source_mask)
-        right = _panel(cv2, target, target_mask)
+        left = _panel(cv2, source, source_masks)
+        right = _panel(cv2, target, target_masks)
         picture = np.concatenate([left, right], axis=1)
         if self._size is None:
             self._size = (picture.shape[1] // 2 * 2, HEIGHT)  # even width for the video codec
         picture = np.ascontiguousarray(picture[:, : self._size[0]])
         cv2.line(picture, (left.shape[1], 0), (left.shape[1], HEIGHT - 1), (255, 255, 255), 2)
-        text = (
-            f"frame {index}   score {score:+.2f}" if score is not None else f"frame {index}   no source mask"
-        )
-        _label(cv2, picture, f"{text}   {latency_ms:.0f} ms", (8, 24))
+        _label(cv2, picture, f"frame {index}   {_scores(scores)}   {latency_ms:.0f} ms", (8, 24))
         _label(cv2, picture, "source", (8, HEIGHT - 10))
         _label(cv2, picture, "target", (left.shape[1] + 8, HEIGHT - 10))
         if self.random_weights:
@@ -100,18 +113,31 @@ class Overlay:
             self.tmp.unlink(missing_ok=True)
 
 
-def _panel(cv2, rgb: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
-    """The frame at HEIGHT with the mask tinted and outlined."""
+def _scores(scores: Sequence[float | None]) -> str:
+    """The burned-in score text: one object's score, or each object's (a dash where it was skipped)."""
+    if len(scores) == 1:
+        return "no source mask" if scores[0] is None else f"score {scores[0]:+.2f}"
+    return "scores " + " ".join("-" if s is None else f"{s:+.1f}" for s in scores)
+
+
+def _panel(cv2, rgb: np.ndarray, masks: Sequence[np.ndarray | None]) -> np.ndarray:
+    """The frame at HEIGHT with each object's mask tinted and outlined in its palette colour."""
     h, w = rgb.shape[:2]
     size = (max(1, round(w * HEIGHT / h)), HEIGHT)
     out = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA).astype(np.float32)
-    if mask is not None and mask.any():
+    outlines = []
+    for k, mask in enumerate(masks):
+        if mask is None or not mask.any():
+            continue
+        colour = PALETTE[k % len(PALETTE)]
         m = cv2.resize(mask.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST).astype(bool)
-        out[m] = (1 - ALPHA) * out[m] + ALPHA * COLOUR
-        out = out.astype(np.uint8)
+        out[m] = (1 - ALPHA) * out[m] + ALPHA * colour
         contours, _ = cv2.findContours(m.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-        cv2.drawContours(out, contours, -1, tuple(int(c) for c in COLOUR), 2)
-    return out.astype(np.uint8)
+        outlines.append((contours, tuple(int(c) for c in colour)))
+    out = out.astype(np.uint8)
+    for contours, colour in outlines:  # outlines last, so a tint never covers another object's edge
+        cv2.drawContours(out, contours, -1, colour, 2)
+    return out
 
 
 def _label(cv2, image: np.ndarray, text: str, org: tuple[int, int], colour=(255, 255, 255)) -> None:

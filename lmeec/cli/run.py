@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import time
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 
@@ -105,7 +108,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
     if take_mode and None in (args.source, args.source_masks, args.target):
         raise ValueError("one-take mode needs all of --source, --source-masks and --target")
+    if args.overlay and split_mode:
+        raise ValueError("--overlay draws one take: give --source, --source-masks (or a prompt) and --target")
     inputs = [args.engines, args.checkpoint, args.source, args.source_masks, args.target]
+    if args.overlay and Path(args.overlay).exists():
+        raise FileExistsError(f"overlay output {args.overlay} already exists")
     inputs += [args.annotations, args.relations, args.frames_root]
     check_output(args.out, force=args.force, inputs=inputs)  # before any work: fail early, destroy nothing
     if args.ray:
@@ -123,7 +130,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     if is_random(backend.weights):
         warnings.warn(random_weights_warning(backend.weights), stacklevel=1)
-    with atomic_dir(args.out, overwrite=args.force, inputs=inputs) as out:
+    overlay = None
+    if args.overlay:
+        from lmeec.cli.overlay import Overlay
+
+        overlay = Overlay(args.overlay, random_weights=is_random(backend.weights))
+    with atomic_dir(args.out, overwrite=args.force, inputs=inputs) as out, _discard_on_error(overlay):
         if split_mode:
             split = split_units(args)
             passes = object_passes(split.units, backend.max_objects)
@@ -132,19 +144,32 @@ def cmd_run(args: argparse.Namespace) -> int:
             )
             frames = write_split(split, PassPredictions(passes, predict), out, args)
         else:
-            frames = _run_take(pipeline, take, args, out)
+            frames = _run_take(pipeline, take, args, out, overlay)
         atomic_write_json(
             out / "run.json", {"weights": backend.weights, "backend": backend.describe()}, indent=1
         )
     print(f"wrote {frames} frame predictions to {args.out}")
+    if overlay is not None and (written := overlay.close()) is not None:
+        print(f"overlay: {written}")
     return 0
 
 
-def _run_take(pipeline, take, args: argparse.Namespace, out: Path) -> int:
+@contextmanager
+def _discard_on_error(overlay) -> Iterator[None]:
+    """A failed run leaves no overlay behind (the output folder is atomic; so is the overlay)."""
+    try:
+        yield
+    except BaseException:
+        if overlay is not None:
+            overlay.discard()
+        raise
+
+
+def _run_take(pipeline, take, args: argparse.Namespace, out: Path, overlay=None) -> int:
     """One take: PNG masks at the target's native size and predictions.json with COCO RLE per frame.
 
     Several objects (index PNGs or one mask folder per object) run as one pass; their outputs go to
-    masks/<id>/ and predictions.json's "objects"."""
+    masks/<id>/ and predictions.json's "objects". `overlay`: one picture per frame pair, objects tinted."""
     from tqdm import tqdm
 
     from lmeec.eval.rle import encode_rle
@@ -154,7 +179,19 @@ def _run_take(pipeline, take, args: argparse.Namespace, out: Path) -> int:
     pipeline.reset(num_frames=len(take.names), num_objects=len(masks.ids))
     frames: dict[str, dict] = {obj: {} for obj in masks.ids}
     for name, src, tgt in tqdm(take.pairs(), total=len(take.names), unit="frame", disable=args.no_progress):
-        results = pipeline.step(src, masks.read(name, src.shape[:2]), tgt)
+        t0 = time.perf_counter()
+        source_masks = masks.read(name, src.shape[:2])
+        results = pipeline.step(src, source_masks, tgt)
+        if overlay is not None:
+            overlay.add(
+                results[0].frame_index,
+                src,
+                source_masks,
+                tgt,
+                [None if r.skipped else r.mask for r in results],
+                [None if r.skipped else r.object_score for r in results],
+                1000 * (time.perf_counter() - t0),
+            )
         for obj, result in zip(masks.ids, results, strict=True):
             if result.skipped:
                 frames[obj][name] = {"skipped": True}

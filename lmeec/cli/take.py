@@ -1,6 +1,7 @@
 """`lmeec run` on your own video: one prompt instead of a mask per frame, live captures, overlay pictures.
 
-Hooked into `lmeec run` when --prompt-*, --overlay or a live view (camera index, stream URL, --live) is given.
+Hooked into `lmeec run` when --prompt-* or a live view (camera index, stream URL, --live) is given (the plain
+one-take mode with --source-masks draws its own --overlay).
 Outputs as the one-take mode (masks/NAME.png, predictions.json) plus source_masks/NAME.png (the source mask
 used: given, or tracked from the prompt), all written atomically; a live take that stops (Ctrl-C, or one
 view ending) keeps what was written so far.
@@ -57,9 +58,7 @@ def add_arguments(run: argparse.ArgumentParser) -> None:
 def wanted(args: argparse.Namespace) -> bool:
     """Whether this run goes through this module rather than the plain one-take loop."""
     live = any(spec is not None and _is_live(spec) for spec in (args.source, args.target))
-    return bool(
-        args.prompt_mask or args.prompt_box or args.prompt_points or args.overlay or args.live or live
-    )
+    return bool(args.prompt_mask or args.prompt_box or args.prompt_points or args.live or live)
 
 
 def _is_live(spec: str) -> bool:
@@ -114,7 +113,12 @@ def cmd_run_take(args: argparse.Namespace) -> int:
         raise ValueError("--share-encoder shares the source frame with the tracker: it needs a prompt")
     if args.share_encoder and args.backend != "torch":
         raise ValueError("--share-encoder runs LM-EEC on the PyTorch reference: use it with --backend torch")
-    if (prompt is None) == (args.source_masks is None):
+    if prompt is None:  # only live views come here without a prompt
+        raise ValueError(
+            "live views need a prompt on the source view (--prompt-mask/--prompt-box/--prompt-points); "
+            "--source-masks reads mask files named like the frames of a file take"
+        )
+    if args.source_masks is not None:
         raise ValueError(
             "give either a prompt (--prompt-mask/--prompt-box/--prompt-points) or --source-masks"
         )
@@ -192,13 +196,7 @@ def _open_views(args: argparse.Namespace, live: bool) -> tuple[Iterator[str], It
 
 
 def _stepper(args: argparse.Namespace, pipeline, prompt, length: int | None):
-    """A PromptedCorrespondence over the pipeline, or a per-frame reader of --source-masks."""
-    if prompt is None:
-        masks = Path(args.source_masks)
-        if not masks.is_dir():
-            raise FileNotFoundError(f"source mask folder {masks} does not exist")
-        pipeline.reset(num_frames=length)
-        return _MaskFolder(pipeline, masks)
+    """A PromptedCorrespondence: the source tracker from the prompt, LM-EEC (the pipeline) to the target."""
     from lmeec.model.prompted import PromptedCorrespondence
     from lmeec.runtime.source_tracking import open_source_tracker
 
@@ -263,21 +261,6 @@ def _random_weights(args: argparse.Namespace, prompt) -> bool:
     return args.checkpoint is None
 
 
-class _MaskFolder:
-    """The plain one-take mode (a mask PNG per source frame) with the prompted step's signature."""
-
-    def __init__(self, pipeline, folder: Path) -> None:
-        self.pipeline, self.folder = pipeline, folder
-
-    def step(self, source: np.ndarray, target: np.ndarray, name: str):
-        from lmeec.model.prompted import PromptedResult
-        from lmeec.runtime.takes import read_mask
-
-        path = self.folder / f"{name}.png"
-        mask = read_mask(path, source.shape[:2]) if path.is_file() else None
-        return PromptedResult(None, self.pipeline.step(source, mask, target)), mask
-
-
 def _loop(stepper, named_pairs, out: Path, frames: dict, overlay, args, live: bool) -> None:
     """Step every pair, write its masks, add its overlay picture, print a running rate on live takes."""
     try:
@@ -293,14 +276,11 @@ def _steps(stepper, named_pairs, out: Path, frames: dict, overlay, args, live: b
     started, last_report = time.perf_counter(), 0.0
     for name, (src, tgt) in named_pairs:
         t0 = time.perf_counter()
-        if isinstance(stepper, _MaskFolder):
-            result, source_mask = stepper.step(src, tgt, name)
-        else:
-            result = stepper.step(src, tgt)
-            source_mask = result.source.mask if result.source is not None else None
+        result = stepper.step(src, tgt)
+        source_mask = result.source.mask if result.source is not None else None
         ms = 1000 * (time.perf_counter() - t0)
         r = result.target
-        if source_mask is not None and result.source is not None:
+        if source_mask is not None:
             save_png(out / "source_masks" / f"{name}.png", source_mask)
         if r.skipped:
             frames[name] = {"skipped": True, "ms": round(ms, 2)}
@@ -317,7 +297,7 @@ def _steps(stepper, named_pairs, out: Path, frames: dict, overlay, args, live: b
                 save_png(out / "masks" / f"{name}.png", r.mask)
         if overlay is not None:
             score = None if r.skipped else r.object_score
-            overlay.add(r.frame_index, src, source_mask, tgt, None if r.skipped else r.mask, score, ms)
+            overlay.add(r.frame_index, src, [source_mask], tgt, [None if r.skipped else r.mask], [score], ms)
         now = time.perf_counter()
         if live and now - last_report >= 1.0:
             fps = len(frames) / (now - started)

@@ -217,6 +217,43 @@ def test_run_one_take_with_several_objects(test_engines, tmp_path):
     assert png.shape == (54, 96) and set(np.unique(png)) <= {0, 255}
 
 
+def test_overlay_of_a_mask_folder_take_tints_each_object(test_engines, tmp_path, capsys):
+    """--source-masks with --overlay: frames paired with their masks by name (here the mask folder also
+    holds a file of no frame), one picture per pair, each object's source mask in its own palette colour."""
+    from lmeec.cli.overlay import HEIGHT, PALETTE
+
+    take = _write_objects_take(tmp_path)
+    Image.fromarray(np.zeros((54, 96), np.uint8)).save(tmp_path / "index" / "a_stray_mask.png")
+    out, pictures = tmp_path / "out", tmp_path / "pictures"
+    args = ["run", "--engines", str(test_engines), "--source", str(tmp_path / "src"), "--target"]
+    args += [str(tmp_path / "tgt"), "--source-masks", str(tmp_path / "index"), "--out", str(out)]
+    assert main([*args, "--overlay", str(pictures)]) == 0
+    assert f"overlay: {pictures}" in capsys.readouterr().out
+    files = sorted(pictures.iterdir())
+    assert [p.name for p in files] == [f"{t:06d}.png" for t in range(len(take))]
+    for t, (src, masks, _) in enumerate(take):
+        picture = np.asarray(Image.open(files[t]).convert("RGB")).astype(np.float32)
+        assert picture.shape[0] == HEIGHT
+        scale = HEIGHT / src.shape[0]
+        for k, mask in enumerate(masks):
+            if not mask.any():
+                continue
+            ys, xs = np.nonzero(mask)
+            y, x = int(ys.mean() * scale), int(xs.mean() * scale)  # inside the object's square
+            tint = picture[y, x] - 0.5 * src[int(ys.mean()), int(xs.mean())]
+            nearest = int(np.argmin(np.abs(PALETTE[:3] * 0.5 - tint).sum(axis=1)))
+            assert nearest == k, f"frame {t} object {k}: tinted like object {nearest}"
+    # a run that fails mid-take (the last frame's mask has the wrong size) leaves no overlay and no output
+    broken = tmp_path / "broken"
+    shutil.copytree(tmp_path / "index", broken)
+    Image.fromarray(np.full((10, 20), 3, np.uint8)).save(broken / "f3.png")
+    args[args.index(str(tmp_path / "index"))], args[-1] = str(broken), str(tmp_path / "out2")
+    assert main([*args, "--overlay", str(tmp_path / "again.mp4")]) == 2
+    assert "f3.png" in capsys.readouterr().err
+    assert not (tmp_path / "again.mp4").exists() and not list(tmp_path.glob(".again*"))
+    assert not (tmp_path / "out2").exists()
+
+
 def test_object_passes_group_by_frames_and_cap_at_max_objects():
     from types import SimpleNamespace
 

@@ -113,6 +113,8 @@ def test_prompt_mask_with_overlay_video(test_engines, take, tmp_path, capsys):
         (["--prompt-mask", "{take}/empty.png"], "prompt mask is empty"),
         (["--prompt-mask", "{take}/mask.png", "--prompt-frame", "9"], "--prompt-frame 9 is not in the video"),
         (["--prompt-box", "1,2,3"], "expected 4 comma-separated numbers"),
+        (["--live", "--source-masks", "{take}"], "live views need a prompt on the source view"),
+        (["--prompt-mask", "{take}/mask.png", "--source-masks", "{take}"], "either a prompt"),
     ],
 )
 def test_bad_prompts_exit_with_one_line(test_engines, take, tmp_path, capsys, extra, message):
