@@ -5,7 +5,8 @@
 # (benchmarks/gpu_step.py: eager FP32 vs captured FP16/BF16 at 1408² -> 3840x2160), a CUDA bench.
 # The whole run stays under BUDGET seconds (default 460, the session's 8 minutes less a margin): each
 # check runs under min(its own limit, what is left), in order of importance, and is skipped when under 20 s
-# are left. Dependencies missing there travel as wheels in .whl/ (see the device notes); output goes to $OUT.
+# are left. Dependencies missing there travel as wheels in .whl/ (make them here with scripts/gpu_wheels.sh and carry
+# .whl: `bash benchmarks/gpu_session.sh` from the repo root there); output goes to $OUT.
 set -u
 export PYTHONUNBUFFERED=1
 OUT=${OUT:-/tmp/gpu-out}
