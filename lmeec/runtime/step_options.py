@@ -10,6 +10,7 @@ from lmeec.kernels.triton_support import Impl
 from lmeec.runtime.backend import Backend
 
 PRECISIONS = ("fp32", "fp16", "bf16")
+CAPTURABLE = ("torch", "trt")  # backends whose stages are CUDA launches a graph can record
 
 
 @dataclass(frozen=True)
@@ -22,22 +23,7 @@ class StepOptions:
 
     def check(self, backend_name: str, device: str) -> None:
         """Refuse impossible combinations with one line, before anything is loaded."""
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"unknown --precision {self.precision!r}; choose {', '.join(PRECISIONS)}")
-        torch_only = [
-            flag
-            for flag, on in (
-                (f"--precision {self.precision}", self.precision != "fp32"),
-                ("--compile", self.compile),
-                ("--graph", self.graph),
-            )
-            if on
-        ]
-        if torch_only and backend_name != "torch":
-            raise ValueError(
-                f"{' '.join(torch_only)} apply to --backend torch, not {backend_name} "
-                "(their precision is the engine's: lmeec build trt --fp16)"
-            )
+        self.check_backend(backend_name)
         on_cuda = str(device).startswith("cuda")
         if self.graph and not on_cuda:
             raise ValueError(f"--graph needs a CUDA device (CUDA graphs), got --device {device}")
@@ -46,11 +32,33 @@ class StepOptions:
                 f"--precision fp16 needs a CUDA device, got --device {device} (bf16 runs on a CPU)"
             )
 
+    def check_backend(self, backend_name: str) -> None:
+        """Refuse the options a backend cannot honour, with one line."""
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"unknown --precision {self.precision!r}; choose {', '.join(PRECISIONS)}")
+        torch_only = [
+            flag
+            for flag, on in (
+                (f"--precision {self.precision}", self.precision != "fp32"),
+                ("--compile", self.compile),
+            )
+            if on
+        ]
+        if torch_only and backend_name != "torch":
+            raise ValueError(
+                f"{' '.join(torch_only)} apply to --backend torch, not {backend_name} "
+                "(their precision is the engine's: lmeec build trt --fp16)"
+            )
+        if self.graph and backend_name not in CAPTURABLE:
+            raise ValueError(
+                f"--graph captures CUDA launches: --backend {' or '.join(CAPTURABLE)}, not {backend_name} "
+                "(ONNX Runtime runs its own sessions)"
+            )
+
     def configure(self, backend: Backend) -> None:
         """Apply precision and compile to the backend (the torch backend's `configure`). `graph` on a CPU
-        runs the variant keying uncaptured (tests); other backends' stages cannot be captured."""
-        torch_only = self.precision != "fp32" or self.compile or self.graph
-        if torch_only and not hasattr(backend, "configure"):
-            raise ValueError(f"--precision/--compile/--graph apply to --backend torch, not {backend.name}")
+        runs the variant keying uncaptured (tests); TensorRT plans are replayed inside the captured step."""
+        if self.precision != "fp32" or self.compile or self.graph:
+            self.check_backend(backend.name)
         if self.precision != "fp32" or self.compile:
             backend.configure(self.precision, self.compile)

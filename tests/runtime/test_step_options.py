@@ -81,7 +81,13 @@ def test_bf16_runs_native_kernels_under_the_fp32_policy():
         (StepOptions(graph=True), "torch", "cpu", "--graph needs a CUDA device"),
         (StepOptions(precision="fp16"), "torch", "cpu", "--precision fp16 needs a CUDA device"),
         (StepOptions(precision="bf16"), "ort", "cpu", "--precision bf16 apply to --backend torch, not ort"),
-        (StepOptions(graph=True, compile=True), "trt", "cuda", "--compile --graph apply to --backend torch"),
+        (StepOptions(graph=True, compile=True), "trt", "cuda", "--compile apply to --backend torch, not trt"),
+        (
+            StepOptions(graph=True),
+            "ort",
+            "cuda",
+            "--graph captures CUDA launches: --backend torch or trt, not ort",
+        ),
     ],
 )
 def test_impossible_combinations_are_refused_in_one_line(options, backend, device, message):
@@ -98,5 +104,8 @@ def test_fp16_on_a_cpu_backend_is_refused():
 def test_a_pipeline_refuses_torch_options_on_another_backend(test_engines):
     from lmeec.runtime.backend import open_backend
 
-    with pytest.raises(ValueError, match="apply to --backend torch, not ort"):
+    with pytest.raises(ValueError, match="--backend torch or trt, not ort"):
         Pipeline(open_backend("ort", engines=test_engines), options=StepOptions(graph=True))
+    with pytest.raises(ValueError, match="apply to --backend torch, not ort"):
+        Pipeline(open_backend("ort", engines=test_engines), options=StepOptions(precision="bf16"))
+    StepOptions(graph=True).check("trt", "cuda")  # TensorRT plans are CUDA launches: replayed in the graph

@@ -468,7 +468,6 @@ class IExecutionContext:
             {
                 "stream": stream_handle,
                 "device": STATE.get("current_device"),
-                "capturing": STATE.get("capturing"),
             }
         )
         return True
@@ -520,19 +519,10 @@ class FakeStream:
         pass
 
 
-class FakeGraph:
-    def __init__(self) -> None:
-        self.replays = 0
-
-    def replay(self) -> None:
-        self.replays += 1
-
-
 class FakeCuda:
-    """`torch.cuda` for TrtBackend on the CPU: device scopes and graph capture are recorded in STATE."""
+    """`torch.cuda` for TrtBackend on the CPU: device scopes are recorded in STATE."""
 
     Stream = FakeStream
-    CUDAGraph = FakeGraph
 
     def __init__(self) -> None:
         self.default = FakeStream(handle=0)
@@ -550,11 +540,3 @@ class FakeCuda:
             yield
         finally:
             STATE["current_device"] = previous
-
-    @contextlib.contextmanager
-    def graph(self, graph: FakeGraph, stream: FakeStream | None = None):
-        STATE["capturing"] = stream.cuda_stream if stream is not None else True
-        try:
-            yield
-        finally:
-            STATE["capturing"] = None

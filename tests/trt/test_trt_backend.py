@@ -79,18 +79,6 @@ def test_unaligned_buffers_are_refused_at_bind(plans):
         backend.bind("mask_decoder", _buffers(entry.inputs), outs)
 
 
-def test_capture_launches_once_then_records_on_the_backend_stream(plans):
-    folder, fake = plans
-    backend = _open(folder, fake)
-    entry = backend.manifest.graphs["moe_fusion"]
-    run = backend.bind("moe_fusion", _buffers(entry.inputs), _buffers(entry.outputs))
-    replay = backend.capture(run)
-    launches = backend.contexts["moe_fusion"].launches
-    assert [launch["capturing"] for launch in launches] == [None, backend.stream.cuda_stream]
-    replay()
-    assert replay.__self__.replays == 1
-
-
 @pytest.mark.parametrize(
     ("state", "message"),
     [({"no_context": True}, "could not create an execution context"), ({"bad_plan": True}, "cannot load")],

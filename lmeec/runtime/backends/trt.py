@@ -4,13 +4,12 @@ One execution context per engine, its input shapes set once (`set_input_shape`) 
 against the manifest; one CUDA stream for every engine (ordered after and before the caller's current torch
 stream with events, never a host wait), `execute_async_v3` inside the engine's device. I/O buffers must start
 on 256-byte boundaries (TensorRT's rule), checked when binding. Plans built by another TensorRT version or for
-another GPU are refused with the command that rebuilds them. `capture(runner)` records any sequence of bound
-runners as one CUDA graph (optional).
+another GPU are refused with the command that rebuilds them. Bound runners are CUDA launches on that stream,
+forked from and joined to the caller's: the pipeline's `--graph` records them inside its captured step.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -148,15 +147,6 @@ class TrtBackend(Backend):
                 caller.wait_stream(stream)  # outputs visible to the caller's next torch ops
 
         return run
-
-    def capture(self, runner: Callable[[], None]) -> Runner:
-        """Record `runner` (e.g. a frame's sequence of bound runners) as one CUDA graph; replay it."""
-        runner()  # TensorRT needs one launch before capture (lazy initialisation)
-        self.cuda.synchronize(self.device)
-        graph = self.cuda.CUDAGraph()
-        with self.cuda.graph(graph, stream=self.stream):
-            runner()
-        return graph.replay
 
     def synchronize(self) -> None:
         self.stream.synchronize()
