@@ -255,7 +255,7 @@ class SourceTracker:
         """Fill the frame-feature buffers: run the image-encoder stage, or copy shared features in."""
         b = self.buffers
         if features is None:
-            b["image"].copy_(frame_to_tensor(frame, self.model.image_size)[None])
+            b["images"].copy_(frame_to_tensor(frame, self.model.image_size)[None])
             self._runners["tracker_image_encoder"]()
             return
         for name in ("feat_s0", "feat_s1", "feats"):

@@ -124,19 +124,20 @@ class ImageEncoderStage(Stage):
 
     name = "image_encoder"
     batched = False
+    frames = 2  # frames encoded per call: the source and target views
 
     @classmethod
     def input_specs(cls, p: Preset, objects: int = 1) -> list[TensorSpec]:
         s = p.image_size
-        return [TensorSpec("images", (2, 3, s, s))]
+        return [TensorSpec("images", (cls.frames, 3, s, s))]
 
     @classmethod
     def output_specs(cls, p: Preset, objects: int = 1) -> list[TensorSpec]:
-        g = p.grid
+        g, n = p.grid, cls.frames
         return [
-            TensorSpec("feat_s0", (2, 32, 4 * g, 4 * g)),
-            TensorSpec("feat_s1", (2, 64, 2 * g, 2 * g)),
-            TensorSpec("feats", (2, p.d_model, g, g)),
+            TensorSpec("feat_s0", (n, 32, 4 * g, 4 * g)),
+            TensorSpec("feat_s1", (n, 64, 2 * g, 2 * g)),
+            TensorSpec("feats", (n, p.d_model, g, g)),
         ]
 
     def forward(self, images: Tensor) -> tuple[Tensor, Tensor, Tensor]:

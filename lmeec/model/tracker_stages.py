@@ -17,7 +17,7 @@ from torch import Tensor
 
 from lmeec.model.config import Preset
 from lmeec.model.network import POINTER_SPLIT, SAM21
-from lmeec.model.stages import MASKED, Stage, TensorSpec, key_bias
+from lmeec.model.stages import MASKED, ImageEncoderStage, Stage, TensorSpec, key_bias
 
 MEMORY_SLOTS = 7  # sam2's num_maskmem: the prompt frame's memory + the 6 most recent frames'
 POINTER_SLOTS = 16  # sam2's max_obj_ptrs_in_encoder: the prompt frame's pointer + 15 recent ones
@@ -29,27 +29,11 @@ def _flat(x: Tensor) -> Tensor:
     return x.flatten(2).permute(2, 0, 1)
 
 
-class TrackerImageEncoderStage(Stage):
+class TrackerImageEncoderStage(ImageEncoderStage):
     """One source frame [1,3,S,S] (normalised) -> high-res maps (after conv_s0/s1) and stride-16 features."""
 
     name = "tracker_image_encoder"
-
-    @classmethod
-    def input_specs(cls, p: Preset, objects: int = 1) -> list[TensorSpec]:
-        return [TensorSpec("image", (1, 3, p.image_size, p.image_size))]
-
-    @classmethod
-    def output_specs(cls, p: Preset, objects: int = 1) -> list[TensorSpec]:
-        g = p.grid
-        return [
-            TensorSpec("feat_s0", (1, 32, 4 * g, 4 * g)),
-            TensorSpec("feat_s1", (1, 64, 2 * g, 2 * g)),
-            TensorSpec("feats", (1, p.d_model, g, g)),
-        ]
-
-    def forward(self, image: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        f = self.model.encode_frames(image)
-        return f.feat_s0, f.feat_s1, f.feats
+    frames = 1
 
 
 class TrackerMemoryAttentionStage(Stage):
