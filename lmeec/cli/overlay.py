@@ -94,6 +94,14 @@ class Overlay:
             cv2.imwrite(str(self.tmp / f"{index:06d}.png"), bgr)
         self.count += 1
 
+    def __enter__(self) -> Overlay:
+        return self
+
+    def __exit__(self, kind, value, traceback) -> None:
+        """A run that fails leaves no pictures behind (a finished one is moved into place by `close`)."""
+        if kind is not None:
+            self.discard()
+
     def close(self) -> Path | None:
         """Finish and move into place; None (and nothing written) when no frame was added."""
         if self._writer is not None:

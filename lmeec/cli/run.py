@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import nullcontext
 from functools import partial
 from pathlib import Path
 
@@ -94,8 +93,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    if own_video.wanted(args):  # one prompt, live views or overlay pictures: lmeec/cli/take.py
+    if own_video.wanted(args):  # one prompt or live views: lmeec/cli/take.py
         return own_video.cmd_run_take(args)
+    if args.share_encoder:
+        raise ValueError("--share-encoder shares the source frame with the tracker: it needs a prompt")
     from lmeec.files import atomic_dir, atomic_write_json, check_output
     from lmeec.model.checkpoint import is_random, random_weights_warning
     from lmeec.runtime.takes import open_take
@@ -111,8 +112,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.overlay and split_mode:
         raise ValueError("--overlay draws one take: give --source, --source-masks (or a prompt) and --target")
     inputs = [args.engines, args.checkpoint, args.source, args.source_masks, args.target]
-    if args.overlay and Path(args.overlay).exists():
-        raise FileExistsError(f"overlay output {args.overlay} already exists")
     inputs += [args.annotations, args.relations, args.frames_root]
     check_output(args.out, force=args.force, inputs=inputs)  # before any work: fail early, destroy nothing
     if args.ray:
@@ -135,7 +134,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         from lmeec.cli.overlay import Overlay
 
         overlay = Overlay(args.overlay, random_weights=is_random(backend.weights))
-    with atomic_dir(args.out, overwrite=args.force, inputs=inputs) as out, _discard_on_error(overlay):
+    with overlay or nullcontext(), atomic_dir(args.out, overwrite=args.force, inputs=inputs) as out:
         if split_mode:
             split = split_units(args)
             passes = object_passes(split.units, backend.max_objects)
@@ -152,17 +151,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     if overlay is not None and (written := overlay.close()) is not None:
         print(f"overlay: {written}")
     return 0
-
-
-@contextmanager
-def _discard_on_error(overlay) -> Iterator[None]:
-    """A failed run leaves no overlay behind (the output folder is atomic; so is the overlay)."""
-    try:
-        yield
-    except BaseException:
-        if overlay is not None:
-            overlay.discard()
-        raise
 
 
 def _run_take(pipeline, take, args: argparse.Namespace, out: Path, overlay=None) -> int:

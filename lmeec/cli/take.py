@@ -13,6 +13,7 @@ import argparse
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -103,14 +104,12 @@ def _numbers(text: str, n: int, what: str) -> list[float]:
 
 
 def cmd_run_take(args: argparse.Namespace) -> int:
-    """Run one take (files or live) with a prompt or source masks, optionally writing an overlay."""
+    """Run one take (files or live views) from a prompt, optionally writing an overlay."""
     from lmeec.cli.split import open_pipeline, pipeline_options
 
     if args.annotations is not None or args.source is None or args.target is None:
-        raise ValueError("a prompted, live or overlay run needs --source and --target (and no --annotations)")
+        raise ValueError("a prompted or live run needs --source and --target (and no --annotations)")
     prompt = parse_prompt(args)
-    if args.share_encoder and prompt is None:
-        raise ValueError("--share-encoder shares the source frame with the tracker: it needs a prompt")
     if args.share_encoder and args.backend != "torch":
         raise ValueError("--share-encoder runs LM-EEC on the PyTorch reference: use it with --backend torch")
     if prompt is None:  # only live views come here without a prompt
@@ -124,24 +123,20 @@ def cmd_run_take(args: argparse.Namespace) -> int:
         )
     live = args.live or _is_live(args.source) or _is_live(args.target)
     names, pairs, length = _open_views(args, live)
-    if prompt is not None and length is not None and not 0 <= args.prompt_frame < length:
+    if length is not None and not 0 <= args.prompt_frame < length:
         raise ValueError(f"--prompt-frame {args.prompt_frame} is not in the video (frames 0 to {length - 1})")
     pipeline = open_pipeline(**pipeline_options(args))  # device auto resolved as for plain runs
     stepper = _stepper(args, pipeline, prompt, length)
-    random_weights = _random_weights(args, prompt)
+    random_weights = _random_weights(args)
     overlay = None
     if args.overlay:
         from lmeec.cli.overlay import Overlay
 
         overlay = Overlay(args.overlay, random_weights=random_weights)
-    try:
+    with overlay or nullcontext():
         frames, stopped = _run(
-            stepper, names, pairs, overlay, args, live, pipeline.preset.name, prompt, random_weights
+            stepper, names, pairs, overlay, args, live, pipeline.preset.name, random_weights
         )
-    except BaseException:
-        if overlay is not None:
-            overlay.discard()
-        raise
     written = overlay.close() if overlay is not None else None
     print(f"wrote {sum(not f['skipped'] for f in frames.values())} frame predictions to {args.out}")
     if written is not None:
@@ -151,7 +146,7 @@ def cmd_run_take(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run(stepper, names, pairs, overlay, args, live, preset, prompt, random_weights):
+def _run(stepper, names, pairs, overlay, args, live, preset, random_weights):
     """The take into an atomic output folder; a Ctrl-C or a stopped stream keeps the frames done so far."""
     from lmeec.files import atomic_dir, atomic_write_json
     from lmeec.runtime.live import StreamStopped
@@ -169,7 +164,7 @@ def _run(stepper, names, pairs, overlay, args, live, preset, prompt, random_weig
             "source": str(args.source),
             "target": str(args.target),
             "preset": preset,
-            "prompt_frame": args.prompt_frame if prompt is not None else None,
+            "prompt_frame": args.prompt_frame,
             "random_weights": random_weights,
             "frames": frames,
         }
@@ -250,9 +245,9 @@ def _tracker_trunk(checkpoint: str | None, lmeec_preset: str) -> str:
     raise ValueError(f"{checkpoint} fits none of the SAM 2.1 trackers ({', '.join(TRACKER_TRUNKS)})")
 
 
-def _random_weights(args: argparse.Namespace, prompt) -> bool:
+def _random_weights(args: argparse.Namespace) -> bool:
     """Whether any model of this run has untrained weights (engines record their checkpoint)."""
-    if prompt is not None and args.tracker_checkpoint is None:
+    if args.tracker_checkpoint is None:
         return True
     if args.engines:
         from lmeec.export.manifest import read_manifest

@@ -115,6 +115,7 @@ def test_prompt_mask_with_overlay_video(test_engines, take, tmp_path, capsys):
         (["--prompt-box", "1,2,3"], "expected 4 comma-separated numbers"),
         (["--live", "--source-masks", "{take}"], "live views need a prompt on the source view"),
         (["--prompt-mask", "{take}/mask.png", "--source-masks", "{take}"], "either a prompt"),
+        (["--source-masks", "{take}", "--share-encoder"], "--share-encoder shares the source frame"),
     ],
 )
 def test_bad_prompts_exit_with_one_line(test_engines, take, tmp_path, capsys, extra, message):
